@@ -1,0 +1,140 @@
+"""Byte-level byte-pair encoding: the algorithm behind GPT-2's tokenizer.
+
+Follows OpenAI's original encoder (github.com/openai/gpt-2, src/encoder.py) from
+Radford et al. (2019), "Language Models are Unsupervised Multitask Learners",
+section 2.2, and the training loop of Karpathy's minbpe. BPE itself is Sennrich
+et al. (2016), "Neural Machine Translation of Rare Words with Subword Units".
+
+Everything here works on `bytes`: a word is split into single bytes, and a merge
+glues two adjacent pieces into one. The tokenizer object lives in tokenizer.py.
+"""
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+
+import regex
+
+# GPT-2's pre-tokenization: contractions, letters, numbers, other symbols, each
+# optionally led by one space; runs of whitespace keep their last space for the
+# next word ("\s+(?!\S)"). Merges never cross these chunk boundaries.
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """Map each of the 256 byte values to a printable character (GPT-2's table).
+
+    Printable Latin-1 bytes map to themselves; the other 68 (control codes, space,
+    ...) are shifted to U+0100 onwards, so the space byte 32 shows as "Ġ" (U+0120)
+    and "\\n" (10) as "Ċ". vocab.json and merges.txt store tokens in this form.
+    The dict's order is GPT-2's order of the 256 base tokens: ids 0..255.
+    """
+    visible = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    chars = list(visible)
+    shifted = 0
+    for b in range(256):
+        if b not in visible:
+            visible.append(b)
+            chars.append(256 + shifted)
+            shifted += 1
+    return {b: chr(c) for b, c in zip(visible, chars)}
+
+
+def merge_pair(parts: list[bytes], pair: tuple[bytes, bytes]) -> list[bytes]:
+    """Replace every non-overlapping occurrence of `pair`, left to right.
+
+    [b"a", b"a", b"a"], (b"a", b"a") -> [b"aa", b"a"]
+    """
+    first, second = pair
+    out, i = [], 0
+    while i < len(parts):
+        if i < len(parts) - 1 and parts[i] == first and parts[i + 1] == second:
+            out.append(first + second)
+            i += 2
+        else:
+            out.append(parts[i])
+            i += 1
+    return out
+
+
+def bpe_steps(word: bytes, merge_ranks: dict[tuple[bytes, bytes], int]) -> Iterator[tuple[int, tuple[bytes, bytes], list[bytes]]]:
+    """GPT-2's merge loop, one step at a time.
+
+    Start from single bytes; repeatedly take the adjacent pair with the lowest
+    merge rank (learned earliest) and merge all its occurrences. Stops when no
+    adjacent pair has a rank. Yields (rank, pair, parts after the merge).
+    """
+    parts = [word[i : i + 1] for i in range(len(word))]
+    while len(parts) > 1:
+        pairs = set(zip(parts, parts[1:]))
+        best = min(pairs, key=lambda pair: merge_ranks.get(pair, float("inf")))
+        if best not in merge_ranks:
+            return
+        parts = merge_pair(parts, best)
+        yield merge_ranks[best], best, parts
+
+
+def bpe(word: bytes, merge_ranks: dict[tuple[bytes, bytes], int]) -> list[bytes]:
+    """The pieces `word` ends as after all merges: b" hello" -> [b" hello"]."""
+    parts = [word[i : i + 1] for i in range(len(word))]
+    for _, _, parts in bpe_steps(word, merge_ranks):
+        pass
+    return parts
+
+
+def recover_merges(ranks: dict[bytes, int]) -> list[tuple[bytes, bytes]]:
+    """Recover the merge list from tiktoken-style ranks {token bytes: rank}.
+
+    A token of rank r was made by the merge learned r-th, so running BPE over its
+    bytes with only tokens of lower rank leaves exactly two pieces: its merge.
+    Returned in rank order (for GPT-2: 50,000 merges, ranks 256..50255).
+    """
+    merges = []
+    for token, rank in sorted(ranks.items(), key=lambda item: item[1]):
+        if len(token) == 1:
+            continue
+        parts = [token[i : i + 1] for i in range(len(token))]
+        while len(parts) > 2:
+            lower = [(ranks.get(a + b, rank), i) for i, (a, b) in enumerate(zip(parts, parts[1:]))]
+            best_rank, i = min(lower)
+            if best_rank >= rank:
+                break
+            parts[i : i + 2] = [parts[i] + parts[i + 1]]
+        if len(parts) != 2:
+            raise ValueError(f"token {token!r} (rank {rank}) is not one merge of lower-ranked tokens: {parts}")
+        merges.append((parts[0], parts[1]))
+    return merges
+
+
+def learn_merges(text: str, n_merges: int, pattern: str = GPT2_PATTERN) -> list[tuple[bytes, bytes]]:
+    """Learn up to `n_merges` merges from `text`, most frequent pair first.
+
+    The text is pre-tokenized with `pattern` and each distinct chunk is counted
+    once with its frequency; pair counts are then updated only for the chunks a
+    merge touches. Ties (equal counts) go to the smallest pair, comparing the
+    pieces' bytes: (b"a", b"b") before (b"a", b"c") before (b"b", b"a").
+    Stops early when every chunk is a single token (no pairs are left).
+    """
+    chunks = Counter(regex.findall(pattern, text))
+    words = [[c[i : i + 1] for i in range(len(c))] for c in (chunk.encode("utf-8") for chunk in chunks)]
+    freqs = list(chunks.values())
+    counts: Counter = Counter()
+    where: dict[tuple[bytes, bytes], set[int]] = defaultdict(set)  # pair -> words that contain it
+    for w, (parts, freq) in enumerate(zip(words, freqs)):
+        for pair in zip(parts, parts[1:]):
+            counts[pair] += freq
+            where[pair].add(w)
+    merges = []
+    while len(merges) < n_merges and counts:
+        best = min(counts, key=lambda pair: (-counts[pair], pair))
+        merges.append(best)
+        for w in where.pop(best):
+            old = words[w]
+            for pair in zip(old, old[1:]):
+                counts[pair] -= freqs[w]
+                if counts[pair] == 0:
+                    del counts[pair]
+            words[w] = new = merge_pair(old, best)
+            for pair in zip(new, new[1:]):
+                counts[pair] += freqs[w]
+                where[pair].add(w)
+    return merges
