@@ -11,3 +11,7 @@ from .block import Block
 from .model import GPT, Trace
 
 __version__ = "0.1.0"
+from .notebook import show_source
+from .tokenizer import Tokenizer, get_tokenizer, train_bpe
+from .loading import BUNDLED_MODEL, from_pretrained, save_pretrained
+from .generate import generate, next_token_probs, stream_generate

@@ -6,11 +6,15 @@ section 2.2, and the training loop of Karpathy's minbpe. BPE itself is Sennrich
 et al. (2016), "Neural Machine Translation of Rare Words with Subword Units".
 
 Everything here works on `bytes`: a word is split into single bytes, and a merge
-glues two adjacent pieces into one. The tokenizer object lives in tokenizer.py.
+glues two adjacent pieces into one. Tokens are stored in GPT-2's files (vocab.json,
+merges.txt) in a printable form, one character per byte. The tokenizer object that
+puts these together lives in tokenizer.py.
 """
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 
 import regex
 
@@ -37,6 +41,81 @@ def bytes_to_unicode() -> dict[int, str]:
             chars.append(256 + shifted)
             shifted += 1
     return {b: chr(c) for b, c in zip(visible, chars)}
+
+
+BYTE_TO_CHAR = bytes_to_unicode()
+CHAR_TO_BYTE = {c: b for b, c in BYTE_TO_CHAR.items()}
+
+
+def to_text(token: bytes) -> str:
+    """Bytes in GPT-2's printable form: b" the" -> "Ġthe"."""
+    return "".join(BYTE_TO_CHAR[b] for b in token)
+
+
+def from_text(text: str) -> bytes:
+    """Inverse of to_text: "Ġthe" -> b" the". KeyError for a character outside the table."""
+    return bytes(CHAR_TO_BYTE[c] for c in text)
+
+
+# --- GPT-2's files ---------------------------------------------------------------
+
+
+def write_vocab_files(directory, vocab: dict[int, bytes], merges: list[tuple[bytes, bytes]], special_tokens: dict[str, int]) -> Path:
+    """Write vocab.json ({token text: id}) and merges.txt ("#version: 0.2", then "left right" per line)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    entries = {to_text(token): i for i, token in vocab.items()} | special_tokens
+    entries = dict(sorted(entries.items(), key=lambda item: item[1]))
+    # ASCII-escaped, in id order: for GPT-2 this is byte for byte OpenAI's encoder.json
+    (directory / "vocab.json").write_text(json.dumps(entries), encoding="utf-8")
+    lines = ["#version: 0.2"] + [f"{to_text(a)} {to_text(b)}" for a, b in merges]
+    (directory / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return directory
+
+
+def read_vocab_files(directory) -> tuple[dict[int, bytes], list[tuple[bytes, bytes]], dict[str, int]]:
+    """Read vocab.json + merges.txt -> (vocab {id: bytes}, merges, special_tokens {text: id}).
+
+    Entries of vocab.json that are neither a single byte nor made by a merge are
+    special tokens (for GPT-2: "<|endoftext|>": 50256).
+    """
+    directory = Path(directory)
+    entries = _read_vocab_json(directory / "vocab.json")
+    merges = _read_merges_txt(directory / "merges.txt")
+    made = {bytes([b]) for b in range(256)} | {a + b for a, b in merges}
+    vocab, special_tokens = {}, {}
+    for text, i in entries.items():
+        token = from_text(text) if set(text) <= CHAR_TO_BYTE.keys() else None
+        if token in made:
+            vocab[i] = token
+        else:
+            special_tokens[text] = i
+    return vocab, merges, special_tokens
+
+
+def _read_vocab_json(path: Path) -> dict[str, int]:
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); expected {{token text: id}} as in GPT-2's vocab.json") from None
+    if not isinstance(entries, dict) or not all(isinstance(k, str) and type(v) is int and v >= 0 for k, v in entries.items()):
+        raise ValueError(f'{path} must be one JSON object mapping token text to a non-negative integer id, like {{"!": 0}}')
+    return entries
+
+
+def _read_merges_txt(path: Path) -> list[tuple[bytes, bytes]]:
+    merges = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
+        if not line or (n == 1 and line.startswith("#version")):
+            continue
+        parts = line.split(" ")
+        if len(parts) != 2 or not all(parts) or not set(line.replace(" ", "")) <= CHAR_TO_BYTE.keys():
+            raise ValueError(f"{path}, line {n}: {line!r} is not a merge; expected two tokens in GPT-2's printable form separated by one space, like 'Ġ t'")
+        merges.append((from_text(parts[0]), from_text(parts[1])))
+    return merges
+
+
+# --- the algorithm -----------------------------------------------------------------
 
 
 def merge_pair(parts: list[bytes], pair: tuple[bytes, bytes]) -> list[bytes]:

@@ -1,0 +1,161 @@
+"""Checks: each gpt2lib piece against Hugging Face transformers' GPT-2 on identical weights.
+
+The reference is transformers' GPT2LMHeadModel (models/gpt2/modeling_gpt2.py), run with
+attn_implementation="eager" so that its attention weights exist. Every check returns a
+CheckResult whose printed form is one stable line, the same on every machine:
+
+    >>> check_logits(model, ids)
+    [PASS] logits: gpt2lib vs transformers, max |diff| <= 1e-05
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .config import GPTConfig
+from .generate import generate
+from .loading import hf_config, hf_state_dict
+from .model import GPT
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one comparison. max_abs_diff is the exact number; the line shows the verdict."""
+
+    what: str
+    max_abs_diff: float
+    atol: float
+    passed: bool
+    ours: str = "gpt2lib"
+    reference: str = "transformers"
+
+    def __str__(self) -> str:
+        if self.passed:
+            verdict = "identical" if self.atol == 0 else f"max |diff| <= {self.atol:g}"
+            return f"[PASS] {self.what}: {self.ours} vs {self.reference}, {verdict}"
+        return f"[FAIL] {self.what}: {self.ours} vs {self.reference}, max |diff| = {self.max_abs_diff:.3g} > {self.atol:g}"
+
+    __repr__ = __str__  # a notebook cell ending in a check shows just the line
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+def compare(what: str, ours, reference, atol: float = 1e-5, *, ours_name: str = "gpt2lib",
+            reference_name: str = "transformers") -> CheckResult:
+    """Max |ours - reference| over all elements, passed if <= atol. Tensors (or lists) of equal shape."""
+    ours, reference = torch.as_tensor(ours).detach(), torch.as_tensor(reference).detach()
+    if ours.shape != reference.shape:
+        raise ValueError(f"{what}: shapes differ, {ours_name} {list(ours.shape)} vs {reference_name} {list(reference.shape)}")
+    diff = (ours.double() - reference.double()).abs()
+    max_diff = float(diff.max()) if diff.numel() else 0.0
+    passed = max_diff <= atol and not diff.isnan().any()  # nan fails: nan <= atol is False anyway
+    return CheckResult(what, max_diff if not math.isnan(max_diff) else math.inf, atol, bool(passed),
+                       ours_name, reference_name)
+
+
+def hf_gpt2(model: GPT):
+    """transformers' GPT2LMHeadModel holding exactly this model's weights (eager attention, eval mode)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    fields = hf_config(model.config) | {"resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
+    fields = {k: v for k, v in fields.items() if k not in ("model_type", "architectures", "dtype")}
+    hf = GPT2LMHeadModel(GPT2Config(**fields, attn_implementation="eager"))
+    missing, unexpected = hf.load_state_dict(hf_state_dict(model, torch.float32), strict=False)
+    if unexpected or set(missing) - {"lm_head.weight"}:  # lm_head is tied to wte
+        raise RuntimeError(f"weights did not transfer: missing {missing}, unexpected {unexpected}")
+    hf.generation_config.eos_token_id = fields["eos_token_id"]
+    hf.generation_config.pad_token_id = fields["eos_token_id"]
+    return hf.eval()
+
+
+def causal_additive_mask(T: int) -> torch.Tensor:
+    """The mask transformers' model passes to each eager attention layer: 0 allowed, dtype-min not. [1, 1, T, T]"""
+    allowed = torch.ones(T, T, dtype=torch.bool).tril()
+    return torch.zeros(T, T).masked_fill(~allowed, torch.finfo(torch.float32).min)[None, None]
+
+
+@torch.no_grad()
+def check_layer_norm(ours, theirs, x: torch.Tensor, atol: float = 1e-5) -> CheckResult:
+    """gpt2lib LayerNorm vs torch.nn.LayerNorm (what transformers' GPT-2 uses). x: [..., C]"""
+    return compare("LayerNorm", ours(x), theirs(x), atol)
+
+
+@torch.no_grad()
+def check_gelu(gelu, x: torch.Tensor, atol: float = 1e-6) -> CheckResult:
+    """A GELU function vs transformers' "gelu_new", the tanh approximation GPT-2 uses."""
+    from transformers.activations import NewGELUActivation
+
+    return compare("GELU (tanh approximation)", gelu(x), NewGELUActivation()(x), atol)
+
+
+@torch.no_grad()
+def check_mlp(ours, theirs, x: torch.Tensor, atol: float = 1e-5) -> CheckResult:
+    """gpt2lib MLP vs transformers' GPT2MLP. x: [B, T, C]"""
+    return compare("MLP", ours(x), theirs(x), atol)
+
+
+@torch.no_grad()
+def check_attention(ours, theirs, x: torch.Tensor, atol: float = 1e-5) -> CheckResult:
+    """Attention outputs [B, T, C] AND weights [B, nh, T, T] vs transformers' eager GPT2Attention.
+
+    transformers builds the causal mask once for the whole model and hands it to each
+    layer, so it is passed here explicitly.
+    """
+    out, weights = ours.forward_with_weights(x)
+    hf_out, hf_weights = theirs(x, attention_mask=causal_additive_mask(x.size(1)))
+    fast = ours(x)  # the fused kernel path used by forward()
+    worst = max(compare("", out, hf_out).max_abs_diff, compare("", weights, hf_weights).max_abs_diff,
+                compare("", fast, hf_out).max_abs_diff)
+    return CheckResult("attention outputs and weights", worst, atol, worst <= atol)
+
+
+@torch.no_grad()
+def check_block(ours, theirs, x: torch.Tensor, atol: float = 1e-5) -> CheckResult:
+    """gpt2lib Block vs transformers' GPT2Block. x: [B, T, C]"""
+    return compare("block", ours(x), theirs(x, attention_mask=causal_additive_mask(x.size(1))), atol)
+
+
+@torch.no_grad()
+def check_hidden_states(model: GPT, ids: torch.Tensor, atol: float = 1e-5, hf=None) -> CheckResult:
+    """The residual stream after the embeddings and after every block. ids: [B, T]
+
+    transformers' last hidden state is taken after ln_f, so ours is compared after ln_f too.
+    """
+    hf = hf if hf is not None else hf_gpt2(model)
+    ours = model.trace(ids).residual  # n_layer + 1 tensors [B, T, C]
+    ours = ours[:-1] + [model.ln_f(ours[-1])]
+    theirs = hf(ids, output_hidden_states=True).hidden_states
+    diffs = [compare("", a, b, atol).max_abs_diff for a, b in zip(ours, theirs, strict=True)]
+    what = f"hidden states ({len(diffs)}: embeddings, then after each block)"
+    if max(diffs) > atol:
+        what += f", first mismatch at index {next(i for i, d in enumerate(diffs) if d > atol)}"
+    return CheckResult(what, max(diffs), atol, max(diffs) <= atol)
+
+
+@torch.no_grad()
+def check_logits(model: GPT, ids: torch.Tensor, atol: float = 1e-5, hf=None) -> CheckResult:
+    """Whole-model logits [B, T, V] for token ids [B, T]."""
+    hf = hf if hf is not None else hf_gpt2(model)
+    return compare("logits", model(ids), hf(ids).logits, atol)
+
+
+@torch.no_grad()
+def check_greedy(model: GPT, ids, n: int = 30, hf=None) -> CheckResult:
+    """Greedy token ids: gpt2lib generate vs transformers generate(do_sample=False). ids: one prompt."""
+    hf = hf if hf is not None else hf_gpt2(model)
+    prompt = torch.as_tensor(ids).reshape(1, -1)  # [1, T]
+    eos = hf.generation_config.eos_token_id
+    ours = generate(model, prompt[0].tolist(), n, eos_id=eos)
+    theirs = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=n,
+                         do_sample=False, eos_token_id=eos, pad_token_id=eos)[0, prompt.size(1):].tolist()
+    what = f"greedy token ids ({n} new tokens)"
+    if len(ours) != len(theirs):
+        return CheckResult(what + f", lengths {len(ours)} vs {len(theirs)}", math.inf, 0, False)
+    return compare(what, ours, theirs, atol=0)
+
+
+def tiny_config(**changes) -> GPTConfig:
+    """A small GPT-2 that runs in milliseconds, for checks and exercises."""
+    return GPTConfig(n_vocab=96, n_ctx=64, n_embd=48, n_layer=3, n_head=3).replace(**changes)

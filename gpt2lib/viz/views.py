@@ -1,0 +1,82 @@
+"""The four views of the book: attention, embeddings, tokens and sampling.
+
+Each function computes its numbers with gpt2lib.viz.data, rounds them, and returns
+a View: shown by Jupyter, interactive in JupyterLab and in the static book (the
+JavaScript in gpt2lib/viz/static/ draws it), and savable as a standalone page.
+"""
+
+import torch
+
+from . import data as vd
+from .fallback import attention_frame, embedding_frame, sampling_frame, token_frame
+from .render import View
+
+
+def rounded(x: torch.Tensor, digits: int = 3):
+    """A tensor as nested lists of floats rounded to `digits` decimals (small, stable JSON)."""
+    return torch.round(x.double(), decimals=digits).tolist()
+
+
+def attention_view(model, tokenizer, text: str, *, max_tokens: int = 48) -> View:
+    """Attention weights of every layer and head for text (its first max_tokens tokens).
+
+    Shows one head as a heatmap with layer and head selectors, every head as a
+    thumbnail (click to open), and the text coloured by where a hovered token looks.
+    Weights are embedded as thousandths, only the causal lower triangle.
+    """
+    result = vd.attention_data(model, tokenizer, tokenizer.encode(text), max_tokens=max_tokens)
+    L, nh, T, _ = result.weights.shape
+    rows = torch.tril_indices(T, T)  # [2, T(T+1)/2]: the entries j <= i, row by row
+    thousandths = torch.round(result.weights[:, :, rows[0], rows[1]] * 1000).to(torch.int32)  # [L, nh, T(T+1)/2]
+    data = {"labels": result.labels, "n_layer": L, "n_head": nh, "T": T,
+            "total": result.total_tokens, "w": thousandths.tolist()}
+    summary = f"{T} tokens" + (f" of {result.total_tokens}" if result.truncated else "") + f", {L} layers x {nh} heads"
+    return View("attention", data, attention_frame(result), summary, result)
+
+
+def token_view(tokenizer, text: str) -> View:
+    """text with each token coloured; hover a token for its id and bytes."""
+    result = vd.token_data(tokenizer, text)
+    data = {"ids": result.ids, "texts": result.texts, "labels": result.labels,
+            "bytes": [p.hex(" ") for p in result.pieces], "n_chars": len(text),
+            "n_bytes": len(text.encode("utf-8"))}
+    summary = f"{len(text)} characters -> {len(result.ids)} tokens"
+    return View("tokens", data, token_frame(result, len(text)), summary, result)
+
+
+def embedding_view(model, tokenizer, words, *, k: int = 12) -> View:
+    """Compare chosen tokens' embeddings: cosine similarities, a 2-D PCA projection,
+    each one's k nearest neighbours in wte, and how wpe moves it at each position.
+
+    words: strings that are one token each (e.g. " king"), or token ids.
+    """
+    r = vd.embedding_data(model, tokenizer, words, k=k)
+    data = {
+        "labels": r.labels, "ids": r.ids, "sim": rounded(r.similarity),
+        "xy": rounded(r.projection.coords), "explained": rounded(r.projection.explained),
+        "nb": [{"ids": n.ids, "labels": n.labels, "scores": [round(s, 3) for s in n.scores]}
+               for n in r.neighbours],
+        "positions": r.positions, "vs_token": rounded(r.vs_token), "vs_first": rounded(r.vs_first),
+        "token_norm": rounded(r.token_norm), "position_norm": rounded(r.position_norm),
+        "n_vocab": model.config.n_vocab, "n_embd": model.config.n_embd,
+    }
+    summary = f"{len(r.ids)} tokens, {k} neighbours each"
+    return View("embedding", data, embedding_frame(r), summary, r)
+
+
+def sampling_view(model, tokenizer, prompt: str, *, n_top: int = 200, n_bars: int = 20) -> View:
+    """The next-token distribution after prompt, reshaped live by temperature, top-k and top-p.
+
+    The page keeps the n_top most likely tokens' logits exactly; the other V - n_top
+    tokens are folded into one "other" entry whose mass is exact at every
+    temperature on the slider (their log-sum-exp is precomputed per temperature).
+    """
+    if n_bars > n_top:
+        raise ValueError(f"n_bars={n_bars} exceeds n_top={n_top}: bars show a subset of the kept tokens")
+    r = vd.sampling_data(model, tokenizer, tokenizer.encode(prompt), n_top=n_top)
+    tail = [None if not torch.isfinite(v) else round(float(v), 4) for v in r.tail_logsumexp]
+    data = {"ids": r.top_ids, "labels": r.top_labels, "logits": rounded(r.top_logits, 4),
+            "temps": r.temperatures, "tail_lse": tail, "n_vocab": r.n_vocab, "n_bars": n_bars,
+            "prompt": tokenizer.decode(r.ids[-12:]), "n_prompt": len(r.ids)}
+    summary = f"next token after {len(r.ids)} prompt tokens, top {len(r.top_ids)} of {r.n_vocab}"
+    return View("sampling", data, sampling_frame(r, n_bars), summary, r)

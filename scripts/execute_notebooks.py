@@ -1,0 +1,45 @@
+"""Execute the chapter notebooks in place, top to bottom, offline, and time each one.
+
+    .venv/bin/python scripts/execute_notebooks.py                      # every chapter
+    .venv/bin/python scripts/execute_notebooks.py notebooks/04_attention.ipynb
+
+Notebooks are committed executed (nbval and the book use the stored outputs), so run
+this after changing a chapter or the package code it shows.
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT_PER_CELL = 300
+
+
+def execute(path: Path) -> float:
+    nb = nbformat.read(path, as_version=4)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    client = NotebookClient(
+        nb, timeout=TIMEOUT_PER_CELL, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
+    start = time.perf_counter()
+    client.execute()
+    elapsed = time.perf_counter() - start
+    nbformat.write(nb, path)  # widget state is stored in the metadata, for the static book
+    return elapsed
+
+
+def main(argv: list[str]) -> int:
+    paths = [Path(p) for p in argv] or sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    for path in paths:
+        seconds = execute(path.resolve())
+        print(f"{path.name}: {seconds:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,122 @@
+"""Recipe of the bundled model "gpt2-shakespeare": data, training, export and model card.
+
+    python scripts/train_shakespeare.py                # everything, about 30-45 min on 2 CPU cores
+    python scripts/train_shakespeare.py --card-only    # re-measure the shipped model, rewrite the card
+
+Stages: scripts/shakespeare_data.py downloads the corpus and tokenizes it into
+--work; gpt2lib.train trains the model (seeded; same machine kind and thread count
+give the same loss curve); the weights are written in Hugging Face format (float16)
+to gpt2lib/data/gpt2-shakespeare/ with the tokenizer files; shakespeare_card.py
+measures the shipped model and writes README.md and loss_curve.png next to it.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from shakespeare_data import prepare  # noqa: E402
+
+import gpt2lib  # noqa: E402
+from gpt2lib.train import TrainConfig, config_dict, train  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL_DIR = REPO / "gpt2lib" / "data" / "gpt2-shakespeare"
+TOKENIZER_DIR = REPO / "gpt2lib" / "data" / "gpt2-tokenizer"
+MODEL_CONFIG = gpt2lib.GPTConfig(n_ctx=256, n_embd=192, n_layer=4, n_head=6, dropout=0.0)
+TRAIN_CONFIG = TrainConfig()
+THREADS = 2
+
+
+def load_tokens(work: Path, split: str) -> torch.Tensor:
+    """The token file written by shakespeare_data.prepare, as a 1-D LongTensor."""
+    return torch.from_numpy(np.fromfile(work / f"{split}.bin", dtype=np.uint16).astype(np.int64))
+
+
+def run_training(work: Path, train_config: TrainConfig) -> None:
+    """Train from scratch; write checkpoint.safetensors and training_log.json to work."""
+    from safetensors.torch import save_file
+
+    summary = prepare(work)
+    (work / "data_summary.json").write_text(json.dumps(summary, indent=1))
+    train_data, val_data = load_tokens(work, "train"), load_tokens(work, "val")
+    torch.manual_seed(train_config.seed)
+    model = gpt2lib.GPT(MODEL_CONFIG)
+
+    def save_checkpoint(record, model):
+        # fp32 weights after every validation: a failed export never costs a retrain
+        state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+        save_file(state, str(work / "checkpoint.safetensors"), metadata={"step": str(record["step"])})
+
+    history = train(model, train_data, val_data, train_config, callback=save_checkpoint)
+    log = {
+        "model_config": {k: getattr(MODEL_CONFIG, k) for k in MODEL_CONFIG.__dataclass_fields__},
+        "train_config": config_dict(train_config),
+        "data": summary,
+        "hardware": {"machine": platform.machine(), "processor": platform.processor() or cpu_name(),
+                     "cpu_count": os.cpu_count(), "torch_threads": THREADS},
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+        "parameters": model.num_parameters(),
+        "train_seconds": history.records[-1]["seconds"],
+        "history": history.records,
+    }
+    (work / "training_log.json").write_text(json.dumps(log, indent=1))
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
+def export(work: Path) -> None:
+    """The trained checkpoint -> HF-format float16 model dir with tokenizer files and log."""
+    from safetensors.torch import load_file
+
+    model = gpt2lib.GPT(MODEL_CONFIG)
+    state = load_file(str(work / "checkpoint.safetensors"))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if set(missing) - {"lm_head.weight"} or unexpected:
+        raise RuntimeError(f"checkpoint does not match the model: missing {missing}, unexpected {unexpected}")
+    MODEL_DIR.mkdir(parents=True, exist_ok=True)
+    gpt2lib.save_pretrained(model, MODEL_DIR, dtype=torch.float16)
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(TOKENIZER_DIR / name, MODEL_DIR / name)
+    log = json.loads((work / "training_log.json").read_text())
+    (MODEL_DIR / "training_log.json").write_text(json.dumps(log, indent=1))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "gpt2-shakespeare-work", help="corpus, checkpoint, log")
+    parser.add_argument("--steps", type=int, default=TRAIN_CONFIG.steps)
+    parser.add_argument("--skip-train", action="store_true", help="export the existing checkpoint in --work")
+    parser.add_argument("--card-only", action="store_true", help="only re-measure the shipped model, write the card")
+    args = parser.parse_args()
+    torch.set_num_threads(THREADS)
+    if not args.card_only:
+        if not args.skip_train:
+            run_training(args.work, dataclasses.replace(TRAIN_CONFIG, steps=args.steps))
+        export(args.work)
+    from shakespeare_card import write_card
+
+    write_card(MODEL_DIR, args.work)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Shared fixtures: tiny seeded GPT-2 configs and their transformers twins.
+
+HF_HUB_OFFLINE is set before anything imports huggingface_hub (it reads the variable
+once, at import): the tests never touch the network.
+"""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from gpt2lib import GPT, GPTConfig  # noqa: E402
+
+# Odd shapes on purpose: 3 heads of 16, a vocabulary that is not a power of two,
+# a single head, many small heads.
+CONFIGS = {
+    "3-heads": GPTConfig(n_vocab=97, n_ctx=48, n_embd=48, n_layer=3, n_head=3),
+    "1-head": GPTConfig(n_vocab=64, n_ctx=32, n_embd=32, n_layer=1, n_head=1),
+    "8-heads": GPTConfig(n_vocab=101, n_ctx=64, n_embd=64, n_layer=2, n_head=8),
+}
+
+
+def random_gpt(config: GPTConfig, seed: int = 0, std: float = 0.15) -> GPT:
+    """A GPT in eval mode whose every parameter is random, LayerNorm gains and biases included.
+
+    GPT's own init leaves gains at 1 and biases at 0, which would hide a swapped gain and
+    bias; a larger std than GPT-2's 0.02 makes attention sharp and greedy text varied.
+    """
+    torch.manual_seed(seed)
+    model = GPT(config)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
+                p.copy_(1 + 0.2 * torch.randn_like(p))
+            else:
+                p.normal_(0.0, std)
+    return model.eval()
+
+
+def random_ids(config: GPTConfig, B: int = 2, T: int | None = None, seed: int = 1) -> torch.Tensor:
+    """[B, T] token ids, T = n_ctx unless given."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, config.n_vocab, (B, T or config.n_ctx), generator=g)
+
+
+@pytest.fixture(params=list(CONFIGS), ids=list(CONFIGS))
+def config(request) -> GPTConfig:
+    return CONFIGS[request.param]
+
+
+@pytest.fixture
+def model(config) -> GPT:
+    return random_gpt(config)
+
+
+@pytest.fixture
+def hf(model):
+    """transformers' GPT2LMHeadModel with exactly the weights of `model` (eager attention)."""
+    from gpt2lib.check import hf_gpt2
+
+    return hf_gpt2(model)

@@ -1,0 +1,132 @@
+"""Generation: greedy ids equal transformers' generate, sampling filters equal its warpers."""
+
+import pytest
+import torch
+
+from gpt2lib import check, generate, next_token_probs, stream_generate
+from gpt2lib.generate import top_k_filter, top_p_filter
+from conftest import CONFIGS, random_gpt
+
+CONFIG = CONFIGS["3-heads"]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return random_gpt(CONFIG, seed=3)
+
+
+PROMPT = [5, 17, 42, 8]
+
+
+@pytest.mark.parametrize("name", ["3-heads", "8-heads"])
+def test_greedy_ids_equal_transformers_generate(name):
+    model = random_gpt(CONFIGS[name], seed=4)
+    ours = generate(model, PROMPT, 40, eos_id=None)
+    assert len(set(ours)) > 5, f"degenerate test: greedy output {ours} barely varies"
+    result = check.check_greedy(model, PROMPT, 40)
+    assert result, f"{result}: if logits match, look at positions/cache offsets in generation"
+
+
+def test_kv_cache_and_no_cache_give_the_same_tokens(tiny):
+    greedy = generate(tiny, PROMPT, 40, eos_id=None)
+    assert generate(tiny, PROMPT, 40, eos_id=None, use_cache=False) == greedy
+    sampled = generate(tiny, PROMPT, 40, eos_id=None, temperature=1.5, top_p=0.9, seed=11)
+    assert generate(tiny, PROMPT, 40, eos_id=None, temperature=1.5, top_p=0.9, seed=11, use_cache=False) == sampled
+
+
+def test_seeded_sampling_is_reproducible_and_leaves_global_rng_alone(tiny):
+    state = torch.get_rng_state()
+    a = generate(tiny, PROMPT, 30, temperature=2.0, seed=7, eos_id=None)
+    assert torch.equal(state, torch.get_rng_state()), "a seeded run must not touch torch's global RNG"
+    assert generate(tiny, PROMPT, 30, temperature=2.0, seed=7, eos_id=None) == a
+    assert generate(tiny, PROMPT, 30, temperature=2.0, seed=8, eos_id=None) != a
+
+
+def test_unseeded_sampling_matches_transformers_under_the_same_global_seed(tiny):
+    """Both draw with torch.multinomial from the global RNG: same distribution, same draws."""
+    hf = check.hf_gpt2(tiny)
+    torch.manual_seed(123)
+    ours = generate(tiny, PROMPT, 30, temperature=1.3, top_k=20, top_p=0.95, eos_id=None)
+    torch.manual_seed(123)
+    theirs = hf.generate(torch.tensor([PROMPT]), attention_mask=torch.ones(1, 4, dtype=torch.long),
+                         do_sample=True, temperature=1.3, top_k=20, top_p=0.95, max_new_tokens=30)
+    assert ours == theirs[0, 4:].tolist()
+
+
+def test_top_k_1_and_temperature_0_are_greedy(tiny):
+    greedy = generate(tiny, PROMPT, 30, eos_id=None)
+    assert generate(tiny, PROMPT, 30, top_k=1, temperature=3.0, seed=1, eos_id=None) == greedy
+    assert generate(tiny, PROMPT, 30, temperature=0, seed=1, eos_id=None) == greedy
+
+
+def test_samples_stay_in_the_top_k(tiny):
+    with torch.no_grad():
+        top3 = set(tiny(torch.tensor([PROMPT]))[0, -1].topk(3).indices.tolist())
+    firsts = {generate(tiny, PROMPT, 1, temperature=10.0, top_k=3, seed=s)[0] for s in range(60)}
+    assert firsts == top3, f"sampled first tokens {firsts}, the top 3 are {top3}"
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    probs = torch.tensor([0.125, 0.5, 0.0625, 0.25, 0.0625])  # most likely: 1, then 3, then 0
+    logits = probs.log()
+    kept = {p: set(torch.nonzero(top_p_filter(logits, p).isfinite()).flatten().tolist())
+            for p in (0.3, 0.6, 0.8)}
+    assert kept == {0.3: {1}, 0.6: {1, 3}, 0.8: {1, 3, 0}}
+    assert len(top_p_filter(logits, 0.9).isfinite().nonzero()) == 4
+    assert top_p_filter(logits, 1.0).isfinite().all()
+
+
+def test_filters_match_transformers_warpers():
+    from transformers.generation.logits_process import (TemperatureLogitsWarper, TopKLogitsWarper,
+                                                        TopPLogitsWarper)
+    logits = torch.randn(300, generator=torch.Generator().manual_seed(0)) * 3
+    dummy = torch.zeros(1, 1, dtype=torch.long)
+    for t, k, p in [(1.0, None, 0.9), (0.7, 50, None), (1.5, 40, 0.8), (0.5, 5, 0.3), (1.0, 300, 1.0)]:
+        theirs = TemperatureLogitsWarper(t)(dummy, logits[None].clone())
+        if k is not None:
+            theirs = TopKLogitsWarper(k)(dummy, theirs)
+        if p is not None:
+            theirs = TopPLogitsWarper(p)(dummy, theirs)
+        ours = next_token_probs(logits, temperature=t, top_k=k, top_p=p)
+        assert torch.allclose(ours, torch.softmax(theirs[0], -1), atol=1e-6), f"t={t}, k={k}, p={p}"
+    assert torch.equal(top_k_filter(logits, 7).isfinite(), TopKLogitsWarper(7)(dummy, logits[None])[0].isfinite())
+
+
+def test_stops_after_eos_and_includes_it(tiny):
+    greedy = generate(tiny, PROMPT, 30, eos_id=None)
+    k = next(i for i in range(2, 30) if greedy[i] not in greedy[:i])  # a first occurrence
+    assert generate(tiny, PROMPT, 30, eos_id=greedy[k]) == greedy[: k + 1]
+    assert generate(tiny, PROMPT, 0) == []
+
+
+def test_stream_generate_yields_the_same_ints(tiny):
+    stream = stream_generate(tiny, PROMPT, 10, eos_id=None)
+    first = next(stream)
+    assert isinstance(first, int)
+    assert [first, *stream] == generate(tiny, PROMPT, 10, eos_id=None)
+
+
+def test_accepts_tensors(tiny):
+    expected = generate(tiny, PROMPT, 5)
+    assert generate(tiny, torch.tensor(PROMPT), 5) == expected == generate(tiny, torch.tensor([PROMPT]), 5)
+
+
+@pytest.mark.parametrize("ids, kwargs, message", [
+    ([], {}, "the prompt is empty"),
+    ([1] * 40, {"max_new_tokens": 9}, r"prompt \(40 tokens\) \+ max_new_tokens \(9\) = 49 exceeds the context "
+                                      r"window n_ctx=48: there is room for 8 new tokens"),
+    ([1] * 49, {}, r"the prompt alone is too long; keep its last 47 tokens"),
+    (PROMPT, {"temperature": -0.5}, r"temperature must be >= 0"),
+    (PROMPT, {"top_p": 0.0}, r"top_p must be in \(0, 1\]"),
+    (PROMPT, {"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
+    (PROMPT, {"top_k": 0}, r"top_k must be an int >= 1"),
+    ([3, 97], {}, r"prompt token id 97 is outside the model's vocabulary \[0, 96\]"),
+    ([-1, 3], {}, r"prompt token id -1 is outside"),
+    (PROMPT, {"max_new_tokens": -1}, r"max_new_tokens must be an int >= 0"),
+])
+def test_bad_arguments_are_clear_errors(tiny, ids, kwargs, message):
+    kwargs = {"max_new_tokens": 5} | kwargs
+    with pytest.raises(ValueError, match=message):
+        generate(tiny, ids, **kwargs)
+    with pytest.raises(ValueError, match=message):
+        stream_generate(tiny, ids, **kwargs)  # at the call, before any iteration

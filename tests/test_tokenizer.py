@@ -1,0 +1,265 @@
+"""The from-scratch tokenizer against tiktoken and transformers on the same files."""
+
+import hashlib
+import importlib.util
+import inspect
+import json
+import os
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from gpt2lib import Tokenizer, get_tokenizer, train_bpe  # noqa: E402
+from gpt2lib.bpe import learn_merges, recover_merges  # noqa: E402
+from gpt2lib.tokenizer import GPT2_DIR, hf_tokenizer, tiktoken_encoding  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _random_unicode(seed: int, n: int) -> str:
+    """Any code point (surrogates excluded), biased towards spaces so words form."""
+    rng = random.Random(seed)
+    chars = []
+    while len(chars) < n:
+        c = rng.choice([rng.randrange(0x110000), rng.randrange(0x20, 0x3000), 0x20])
+        if not 0xD800 <= c < 0xE000:
+            chars.append(chr(c))
+    return "".join(chars)
+
+
+CORPUS = {
+    "prose": "Not all heroes wear capes. The quick brown fox jumps over the lazy dog, doesn't it?",
+    "code": 'def f(x):\n    """Square."""\n    return x ** 2  # note\n\nif __name__ == "__main__":\n\tprint(f(3))\n',
+    "numbers": "In 1984, 3.14159 and 2,718,281 and 0x1F and 1e-9 and 12345678901234567890.",
+    "spaces": "a  b   c    d\t\te     \n",
+    "newlines": "\n\n\nend\n \n  \n",
+    "newline_alone": "\n",
+    "crlf": "line one\r\nline two\r\n\r\n",
+    "tabs": "\tindented\n\t\tdouble\t tab-space",
+    "contractions": "it's don't you're we've I'm they'll he'd",
+    "contractions_upper": "IT'S DON'T YOU'RE WE'VE I'M THEY'LL HE'D JOHN'S WHAT'SUP it'Sup 'Twas 'Re 'LL",
+    "apostrophes": "'s 's' ''s rock'n'roll ’s",
+    "chinese": "自然语言处理是人工智能的一个分支。",
+    "japanese": "東京は日本の首都です。カタカナとひらがな",
+    "hindi": "नमस्ते दुनिया, यह एक परीक्षण है।",
+    "russian": "Съешь же ещё этих мягких французских булок.",
+    "emoji_zwj": "family: 👨‍👩‍👧‍👦, flag: 🏳️‍🌈, skin: 👋🏽, keycap: 1️⃣",
+    "combining": "e\u0301 n\u0303 a\u0308\u0304 Z\u0335\u0321\u0317a\u0336lgo",
+    "rtl": "שלום עולם! مرحبا بالعالم 123 \u202bembedded\u202c",
+    "random_unicode_1": _random_unicode(1, 200),
+    "random_unicode_2": _random_unicode(2, 200),
+    "random_unicode_3": _random_unicode(3, 200),
+    "endoftext": "first document<|endoftext|>second document <|endoftext|>\n",
+    "empty": "",
+}
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return get_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def tt():
+    return tiktoken_encoding()
+
+
+@pytest.fixture(scope="module")
+def hf():
+    return hf_tokenizer()
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_matches_tiktoken_and_transformers(name, tok, tt, hf):
+    text = CORPUS[name]
+    ours = tok.encode(text, allowed_special="all")
+    tiktoken_ids = tt.encode(text, allowed_special="all")
+    hf_ids = hf(text)["input_ids"]
+    assert ours == tiktoken_ids, f"{name}: differs from tiktoken at position {_first_diff(ours, tiktoken_ids)}: {ours[:20]} vs {tiktoken_ids[:20]}"
+    assert ours == hf_ids, f"{name}: differs from transformers at position {_first_diff(ours, hf_ids)}: {ours[:20]} vs {hf_ids[:20]}"
+    assert tok.decode(ours) == text, f"{name}: decode(encode(text)) != text"
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_special_text_as_plain_text_matches_tiktoken(name, tok, tt):
+    text = CORPUS[name]
+    assert tok.encode(text, disallowed_special=()) == tt.encode(text, disallowed_special=())
+    assert tok.encode_ordinary(text) == tt.encode_ordinary(text)
+
+
+def _first_diff(a, b):
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+def test_known_ids(tok):
+    assert tok.encode("Not all heroes wear capes.") == [3673, 477, 10281, 5806, 1451, 274, 13]
+    assert tok.encode("\n") == [198]
+    assert tok.encode("<|endoftext|>", allowed_special={"<|endoftext|>"}) == [50256]
+    assert tok.eot_id == 50256 and tok.n_vocab == 50257
+    assert tok.token_text(262) == "Ġthe" and tok.token_bytes(262) == b" the"
+
+
+def test_token_bytes_match_tiktoken(tok, tt):
+    for i in [0, 1, 188, 198, 220, 256, 262, 1000, 30000, 50255, 50256]:
+        assert tok.token_bytes(i) == tt.decode_single_token_bytes(i), f"token {i}"
+
+
+def test_made_up_word_splits_into_known_pieces(tok, tt):
+    word = " flibbertigibbetization"
+    ids = tok.encode(word)
+    assert ids == tt.encode(word)
+    assert len(ids) > 1 and all(i < tok.eot_id for i in ids)
+    assert "".join(tok.token_bytes(i).decode() for i in ids) == word
+
+
+def test_merge_steps_show_the_work(tok):
+    steps = tok.merge_steps(" tokenization")
+    assert steps[0].rank == 0 and steps[0].pair == ("Ġ", "t"), "GPT-2's first merge is 'Ġ t'"
+    assert [s.rank for s in steps] == sorted({s.rank for s in steps}), "each merge makes a newer token, so ranks must increase"
+    assert list(steps[-1].parts) == [tok.token_text(i) for i in tok.encode(" tokenization")]
+    with pytest.raises(ValueError, match="several chunks"):
+        tok.merge_steps("two words")
+
+
+def test_decode_split_character_gives_replacement_char(tok, tt, hf):
+    ids = tok.encode("🤗")
+    assert len(ids) > 1, "the emoji should need several byte-level tokens"
+    for cut in [ids[:1], ids[1:], ids[:1] + tok.encode(" ok")]:
+        assert tok.decode(cut) == tt.decode(cut) == hf.decode(cut)
+        assert "\ufffd" in tok.decode(cut)
+
+
+def test_lone_surrogate_becomes_replacement_char_as_tiktoken(tok, tt):
+    assert tok.encode("a\ud800b") == tt.encode("a\ud800b")
+
+
+def test_special_token_policy(tok, tt):
+    text = "hello <|endoftext|>"
+    with pytest.raises(ValueError, match="allowed_special"):
+        tok.encode(text)
+    with pytest.raises(ValueError, match="allowed_special"):
+        tt.encode(text)  # the reference behaves the same way
+    assert tok.encode(text, allowed_special="all")[-1] == 50256
+    assert 50256 not in tok.encode(text, disallowed_special=())
+    with pytest.raises(ValueError, match="must be \"all\" or a set"):
+        tok.encode(text, allowed_special="<|endoftext|>")
+    with pytest.raises(ValueError, match="not special tokens"):
+        tok.encode(text, allowed_special={"<|im_start|>"})
+
+
+def test_cache_is_bounded_and_transparent():
+    small = Tokenizer.load(GPT2_DIR)
+    small._cache_size = 3
+    text = CORPUS["prose"] + CORPUS["code"]
+    assert small.encode(text) == get_tokenizer().encode(text) == small.encode(text)
+    assert len(small._cache) <= 3
+
+
+# --- the shipped files --------------------------------------------------------------
+
+
+def test_shipped_files_match_provenance_hashes():
+    table = (GPT2_DIR / "PROVENANCE.md").read_text()
+    for name in ["vocab.json", "merges.txt", "tokenizer_config.json"]:
+        expected = re.search(rf"\| {re.escape(name)} \|[^|]*\| `([0-9a-f]{{64}})` \|", table).group(1)
+        actual = hashlib.sha256((GPT2_DIR / name).read_bytes()).hexdigest()
+        assert actual == expected, f"{name} changed (sha256 {actual}); regenerate it with scripts/make_gpt2_tokenizer_files.py"
+
+
+def test_shipped_files_are_openais_encoder_json_and_vocab_bpe():
+    from tiktoken_ext import openai_public
+
+    source = inspect.getsource(openai_public.gpt2)  # the hashes tiktoken checks for GPT-2's files
+    for name, key in [("vocab.json", "encoder_json_hash"), ("merges.txt", "vocab_bpe_hash")]:
+        expected = re.search(rf'{key}="([0-9a-f]{{64}})"', source).group(1)
+        actual = hashlib.sha256((GPT2_DIR / name).read_bytes()).hexdigest()
+        assert actual == expected, f"{name} is not OpenAI's original file (sha256 {actual}, tiktoken expects {expected})"
+
+
+def test_recovered_merges_equal_merges_txt(tt):
+    ranks = tt._mergeable_ranks  # tiktoken's ranks, from vocab.json
+    lines = (GPT2_DIR / "merges.txt").read_text(encoding="utf-8").split("\n")
+    merges = Tokenizer.load(GPT2_DIR).merges
+    assert lines[0] == "#version: 0.2" and len(merges) == 50_000
+    assert recover_merges(ranks) == merges
+
+
+def test_script_rebuilds_the_files_bit_for_bit(tmp_path, tt):
+    spec = importlib.util.spec_from_file_location("make_files", ROOT / "scripts" / "make_gpt2_tokenizer_files.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.gpt2_tokenizer(dict(tt._mergeable_ranks)).save(tmp_path)
+    for name in ["vocab.json", "merges.txt", "tokenizer_config.json"]:
+        assert (tmp_path / name).read_bytes() == (GPT2_DIR / name).read_bytes(), f"{name} differs from the shipped file"
+
+
+# --- training --------------------------------------------------------------------------
+
+
+def test_training_reproduces_hand_computed_merges():
+    # "aaabdaaabac" is one chunk. Counts: aa 4 -> merge (a, a): [aa a b d aa a b a c].
+    # Then (aa, a) and (a, b) tie at 2; the smaller bytes win: b"a" < b"aa", so (a, b).
+    # Then (aa, ab) 2; then all pairs count 1: (a, c) < (aaab, ac) < (aaab, d) < (d, aaab)...
+    assert learn_merges("aaabdaaabac", 4) == [(b"a", b"a"), (b"a", b"b"), (b"aa", b"ab"), (b"a", b"c")]
+    # Chunks "hug", " hug" x2, " pug": u g 4, then h ug 3, then " " hug 2, then the tie
+    # (" ", p) vs (p, ug) at 1 goes to b" " < b"p". No pair spans a chunk boundary
+    # (g followed by " " occurs 3 times but is never merged); then no pairs are left.
+    tok = train_bpe("hug hug hug pug", vocab_size=300)
+    assert tok.merges == [(b"u", b"g"), (b"h", b"ug"), (b" ", b"hug"), (b" ", b"p"), (b" p", b"ug")]
+    assert tok.encode("hug hug") == [257, 258] and tok.eot_id == 261 and tok.n_vocab == 262
+
+
+def test_trained_tokenizer_saves_loads_and_matches_references(tmp_path):
+    text = (CORPUS["prose"] + CORPUS["code"] + CORPUS["contractions"] + CORPUS["chinese"]) * 3
+    tok = train_bpe(text, vocab_size=400)
+    assert len(tok.merges) == 400 - 257
+    tok.save(tmp_path)
+    loaded = Tokenizer.load(tmp_path)
+    assert loaded.vocab == tok.vocab and loaded.merges == tok.merges and loaded.special_tokens == {"<|endoftext|>": 399}
+    sample = "the quick fox's code: return x ** 2<|endoftext|>自然"
+    ours = loaded.encode(sample, allowed_special="all")
+    assert ours == tiktoken_encoding(tmp_path).encode(sample, allowed_special="all")
+    assert ours == hf_tokenizer(tmp_path)(sample)["input_ids"]
+    assert loaded.decode(ours) == sample
+
+
+# --- bad input -------------------------------------------------------------------------
+
+
+def test_bad_input_errors(tok):
+    with pytest.raises(TypeError, match="str.*decode bytes first"):
+        tok.encode(b"bytes")
+    with pytest.raises(TypeError, match="expected text as a str"):
+        tok.encode(None)
+    with pytest.raises(ValueError, match=r"token id 50257 is not in this vocabulary \(valid ids: 0..50256\)"):
+        tok.decode([50257])
+    with pytest.raises(ValueError, match="token id -1"):
+        tok.decode([-1])
+    with pytest.raises(TypeError, match="token ids must be integers"):
+        tok.decode(["hello"])
+    with pytest.raises(ValueError, match="vocab_size must be an int >= 257"):
+        train_bpe("text", 100)
+
+
+@pytest.mark.parametrize(
+    "vocab, merges, message",
+    [
+        ('{"!": 0, "\\"": 1', "#version: 0.2\n", "is not valid JSON"),
+        ('["!", "\\""]', "#version: 0.2\n", "must be one JSON object"),
+        ('{"!": "zero"}', "#version: 0.2\n", "must be one JSON object"),
+        (None, "#version: 0.2\nĠ t\nĠ  a\n", "line 3.*is not a merge"),
+        (None, "#version: 0.2\nĠ t\nĠt zzz\n", "merge 1 .*missing from the vocabulary"),
+        ('{"a": 0, "b": 1}', "#version: 0.2\n", "lacks the single-byte tokens"),
+    ],
+)
+def test_malformed_vocabulary_files(tmp_path, vocab, merges, message):
+    base = {c: i for i, c in enumerate(json.loads((GPT2_DIR / "vocab.json").read_text(encoding="utf-8")))}
+    vocab = vocab or json.dumps(dict(list(base.items())[:257]), ensure_ascii=False)
+    (tmp_path / "vocab.json").write_text(vocab, encoding="utf-8")
+    (tmp_path / "merges.txt").write_text(merges, encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        Tokenizer.load(tmp_path)
