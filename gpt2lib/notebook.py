@@ -5,6 +5,7 @@ what the reader sees is exactly what runs.
 """
 
 import inspect
+import textwrap
 
 
 def show_source(obj):
@@ -21,4 +22,5 @@ def show_source(obj):
         source = inspect.getsource(obj)
     except (TypeError, OSError) as err:
         raise TypeError(f"cannot show the source of {obj!r}: {err}; pass a function, class or method") from err
-    return Code(inspect.cleandoc(source) if source.startswith((" ", "\t")) else source, language="python")
+    # dedent, not cleandoc: a method's body must stay indented under its def
+    return Code(textwrap.dedent(source), language="python")

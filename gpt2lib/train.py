@@ -21,16 +21,16 @@ from torch import nn
 class TrainConfig:
     """The knobs of one training run (defaults: the bundled model's recipe)."""
 
-    steps: int = 1200  # optimizer steps
+    steps: int = 800  # optimizer steps
     batch_size: int = 8  # sequences per step
     block_size: int = 256  # tokens per sequence (at most the model's n_ctx)
     max_lr: float = 2e-3
     min_lr: float = 2e-4  # the cosine ends here
-    warmup_steps: int = 100
+    warmup_steps: int = 80
     weight_decay: float = 0.1  # on 2-D weights only
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
-    eval_interval: int = 100  # validate every this many steps (and after the last)
+    eval_interval: int = 80  # validate every this many steps (and after the last)
     eval_batches: int = 8  # fixed validation batches per estimate
     seed: int = 1337
 
@@ -117,6 +117,34 @@ def estimate_loss(model: nn.Module, batches) -> float:
     losses = [loss_fn(model, x, y).item() for x, y in batches]
     model.train(was_training)
     return sum(losses) / len(losses)
+
+
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, ids, block_size: int, batch_size: int = 8) -> float:
+    """Loss over a whole token sequence, in nats/token: every token after the first is predicted once.
+
+    The sequence is cut into consecutive windows of block_size + 1 tokens that overlap
+    by one (x = window[:-1], y = window[1:]); a token's context is what precedes it in
+    its window. ids: list of ints or 1-D tensor -> a float, the mean over all targets.
+    """
+    ids = torch.as_tensor(ids, dtype=torch.long)
+    starts = list(range(0, len(ids) - 1, block_size))
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(starts), batch_size):
+        group = starts[i : i + batch_size]
+        length = min(block_size, len(ids) - 1 - group[-1])  # the last window may be shorter
+        full = [s for s in group if len(ids) - 1 - s >= block_size] if length < block_size else group
+        for chunk, T in ((full, block_size), ([group[-1]] if length < block_size else [], length)):
+            if not chunk:
+                continue
+            x = torch.stack([ids[s : s + T] for s in chunk])  # [b, T]
+            y = torch.stack([ids[s + 1 : s + 1 + T] for s in chunk])  # [b, T]
+            total += loss_fn(model, x, y).item() * y.numel()
+            count += y.numel()
+    model.train(was_training)
+    return total / count
 
 
 def clip_gradients(model: nn.Module, max_norm: float) -> float:

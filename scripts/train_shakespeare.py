@@ -36,7 +36,7 @@ MODEL_DIR = REPO / "gpt2lib" / "data" / "gpt2-shakespeare"
 TOKENIZER_DIR = REPO / "gpt2lib" / "data" / "gpt2-tokenizer"
 MODEL_CONFIG = gpt2lib.GPTConfig(n_ctx=256, n_embd=192, n_layer=4, n_head=6, dropout=0.0)
 TRAIN_CONFIG = TrainConfig()
-THREADS = 2
+THREADS = 1  # one thread: steadier than two on a shared machine
 
 
 def load_tokens(work: Path, split: str) -> torch.Tensor:

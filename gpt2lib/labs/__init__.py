@@ -10,7 +10,7 @@ check's name to its exercise number, title, kind and hint. The authoring convent
 is in docs/EXERCISES.md.
 """
 
-from .core import (LAB_MIME, REGISTRY, LabCheckFailed, LabResult, Mistake, check_answer,
+from .core import (LAB_KEY, REGISTRY, LabCheckFailed, LabResult, Mistake, check_answer,
                    check_prediction)
 from . import ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09
 

@@ -7,7 +7,7 @@ the references are gpt2lib.bpe and gpt2lib's GPT-2 tokenizer.
 from collections import Counter
 
 from ..bpe import merge_pair
-from .core import Mistake, StudentError, call, exercise, gpt2_tokenizer, judge
+from .core import Mistake, call, exercise, gpt2_tokenizer, judge
 
 
 def _as_bytes(word: str) -> list[bytes]:
@@ -60,10 +60,10 @@ def check_merge_pair(merge):
             raise Mistake(f"return a list of pieces, got {type(got).__name__}") from None
         if got == expected:
             continue
-        hint = ""
-        if len(got) < len(expected):
-            hint = ": merges must not overlap; after merging skip both pieces (i += 2)"
-        if parts and got[-1:] != expected[-1:]:
+        hint = ": merge left to right, and a piece can belong to only one merge"
+        if len(got) > len(expected):
+            hint = ": after a merge skip both pieces (i += 2); the second is already inside the merged one"
+        elif len(got) < len(expected) and got[-1:] != expected[-1:]:
             hint = ": the last piece is lost; keep going until i reaches len(parts)"
         raise Mistake(f"merging {parts} with {pair} gave {got}, expected {expected}{hint}")
     return "matches gpt2lib.bpe.merge_pair on 7 cases, overlaps and a pair at the end included"

@@ -50,8 +50,8 @@ def _tiny_hf_model(seed: int):
 
     torch.manual_seed(seed)
     config = GPT2Config(vocab_size=64, n_positions=32, n_embd=16, n_layer=2, n_head=2,
-                        bos_token_id=None, eos_token_id=None)
-    return GPT2LMHeadModel(config, attn_implementation="eager").eval()
+                        bos_token_id=None, eos_token_id=None, attn_implementation="eager")
+    return GPT2LMHeadModel(config).eval()
 
 
 @exercise("6.2", "load a checkpoint", kind="implement",

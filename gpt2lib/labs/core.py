@@ -10,8 +10,9 @@ whose text is one stable line:
 
 Checks never raise (a notebook keeps running past a failed exercise); call
 `result.raise_if_failed()` where an exception is wanted. Displayed in Jupyter, a
-result also carries a JSON copy under the MIME type LAB_MIME, which is what
-scripts/grade.py reads back from executed notebooks. The exercise format follows
+result's output also carries a JSON copy in its output metadata under the key
+LAB_KEY, which is what scripts/grade.py reads back from executed notebooks (metadata,
+not a MIME type of its own: Jupyter Book and nbval ignore output metadata). The exercise format follows
 nbgrader's solution markers (jupyter/nbgrader); see docs/EXERCISES.md.
 """
 
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-LAB_MIME = "application/vnd.gpt2lib.lab-result+json"
+LAB_KEY = "gpt2lib.lab_result"  # output metadata key of a displayed LabResult
 STATUSES = ("pass", "fail", "todo", "error")
 
 
@@ -52,7 +53,7 @@ class LabResult:
     __repr__ = __str__
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        return {"text/plain": str(self), LAB_MIME: asdict(self)}
+        return {"text/plain": str(self)}, {LAB_KEY: asdict(self)}  # (data, metadata)
 
     def raise_if_failed(self) -> "LabResult":
         """Raise LabCheckFailed (an AssertionError) unless the check passed; else return self."""
@@ -101,7 +102,7 @@ def exercise(number: str, title: str, *, kind: str, hint: str):
                 return LabResult(number, title, status, message)
 
             answer = args[0] if args else None
-            if answer is None or answer is Ellipsis:
+            if answer is None or answer is Ellipsis or answer == (None, None):
                 return result("todo", f"not answered yet: {hint}")
             if kind == "implement" and not callable(answer):
                 return result("fail", f"expected a function, got {type(answer).__name__}")

@@ -55,12 +55,14 @@ class EmbeddingData:
     position_norm: torch.Tensor
 
 
+@torch.no_grad()
 def cosine_similarity_matrix(x: torch.Tensor) -> torch.Tensor:
     """[N, C] -> [N, N]: entry (i, j) = x_i . x_j / (|x_i| |x_j|)."""
     unit = x / x.norm(dim=-1, keepdim=True)  # [N, C]
     return unit @ unit.T  # [N, C] @ [C, N] -> [N, N]
 
 
+@torch.no_grad()
 def nearest_neighbours(wte: torch.Tensor, token_id: int, k: int = 12):
     """The k rows of wte [V, C] most cosine-similar to row token_id -> (ids [k], scores [k])."""
     unit = wte / wte.norm(dim=-1, keepdim=True)  # [V, C]
@@ -69,6 +71,7 @@ def nearest_neighbours(wte: torch.Tensor, token_id: int, k: int = 12):
     return top.indices, top.values
 
 
+@torch.no_grad()
 def pca_2d(x: torch.Tensor) -> Projection:
     """Project the rows of x [N, C] onto their two main directions of variance -> [N, 2]."""
     if x.size(0) < 2:

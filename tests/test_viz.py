@@ -1,0 +1,412 @@
+"""The views' data, the JavaScript that draws it, and the HTML around it.
+
+The sampling math in the page's JavaScript is run with node and compared with
+gpt2lib.generate.next_token_probs; the views are driven in headless Chromium.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import gpt2lib
+from gpt2lib import viz
+from gpt2lib.generate import next_token_probs
+from gpt2lib.viz.embeddings import word_ids
+from gpt2lib.viz.render import asset
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+TOKENIZER_FILES = Path(gpt2lib.__file__).parent / "data" / "gpt2-tokenizer" / "vocab.json"
+TEXT = "The cat sat on the mat.\nThe dog sat on the log, and the cat looked at the dog."
+NODE = shutil.which("node")
+CHROMIUM = shutil.which("chromium")
+
+
+@pytest.fixture(scope="module")
+def tok():
+    if not TOKENIZER_FILES.exists():
+        pytest.skip("GPT-2's tokenizer files are missing from gpt2lib/data/gpt2-tokenizer/")
+    return gpt2lib.get_tokenizer()
+
+
+def tiny_model(seed: int = 0, wte_scale: float = 1.0) -> gpt2lib.GPT:
+    """A random 2-layer GPT with GPT-2's vocabulary; wte_scale sharpens its next-token distribution."""
+    torch.manual_seed(seed)
+    model = gpt2lib.GPT(gpt2lib.GPTConfig(n_layer=2, n_head=3, n_embd=24, n_ctx=64)).eval()
+    with torch.no_grad():
+        model.wte.weight.mul_(wte_scale)
+        for block in model.h:  # sharper attention than a fresh init, so patterns differ per head
+            block.attn.c_attn.weight.mul_(4.0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+def embedded(view) -> dict:
+    """The JSON the page's JavaScript reads, parsed back out of the HTML."""
+    found = re.search(r'<script type="application/json" class="g2v-data">(.*?)</script>', view.html(), re.S)
+    assert found, "the view's HTML has no embedded data"
+    return json.loads(found.group(1))
+
+
+# ---- attention ----
+
+def test_attention_rows_sum_to_one_and_future_is_zero(model, tok):
+    result = viz.attention_data(model, tok, tok.encode(TEXT))
+    L, nh, T, _ = result.weights.shape
+    assert (L, nh, T) == (2, 3, len(tok.encode(TEXT)))
+    sums = result.weights.sum(-1)
+    assert torch.allclose(sums, torch.ones_like(sums), atol=1e-5), f"rows sum to {sums.min()}..{sums.max()}, not 1"
+    future = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+    leak = result.weights[..., future].abs().max()
+    assert leak == 0, f"attention to future tokens is {leak}, not 0: mask applied after the softmax?"
+    assert result.labels[:3] == ["The", "␣cat", "␣sat"] and "↵" in result.labels
+
+
+def test_attention_page_data_is_the_lower_triangle_row_by_row(model, tok):
+    """The JavaScript reads weight (i, j) at w[l][h][i(i+1)/2 + j]; a transposed layout would pass any sum check."""
+    view = viz.attention_view(model, tok, TEXT)
+    data, weights = embedded(view), view.result.weights
+    T = data["T"]
+    for l in range(data["n_layer"]):
+        for h in range(data["n_head"]):
+            flat = data["w"][l][h]
+            assert len(flat) == T * (T + 1) // 2
+            for i in range(T):
+                for j in range(i + 1):
+                    expected = round(float(weights[l, h, i, j]) * 1000)
+                    assert abs(flat[i * (i + 1) // 2 + j] - expected) <= 1, (
+                        f"layer {l} head {h}: page has {flat[i * (i + 1) // 2 + j]} at ({i}, {j}), "
+                        f"weights say {expected} (thousandths)")
+
+
+def test_attention_cap_keeps_the_first_tokens_and_says_so(model, tok):
+    ids = tok.encode(TEXT)
+    view = viz.attention_view(model, tok, TEXT, max_tokens=8)
+    full = model.trace(torch.tensor([ids])).attentions  # the whole text
+    assert view.result.ids == ids[:8] and view.result.total_tokens == len(ids)
+    for l, a in enumerate(full):  # causal: the first 8 tokens' weights ignore the rest
+        diff = (view.result.weights[l] - a[0, :, :8, :8]).abs().max()
+        assert diff < 1e-6, f"layer {l}: capped weights differ from the full text's by {diff}"
+    assert embedded(view)["total"] == len(ids)
+    assert f"the first 8 of {len(ids)} tokens" in view.html()
+
+
+def test_token_labels_make_whitespace_visible(tok):
+    ids = tok.encode(" the\n\t")
+    assert [viz.token_label(tok, i) for i in ids] == ["␣the", "↵", "⇥"]
+    split = tok.encode("🤗")  # one character, several tokens
+    assert len(split) > 1 and all("\ufffd" in viz.token_label(tok, i) for i in split)
+
+
+# ---- embeddings ----
+
+def test_neighbours_are_sorted_and_match_brute_force(model):
+    wte = model.wte.weight.detach()
+    ids, scores = viz.nearest_neighbours(wte, 464, k=10)
+    assert int(ids[0]) == 464 and abs(float(scores[0]) - 1) < 1e-5, "a token's nearest neighbour is itself"
+    assert torch.all(scores[:-1] >= scores[1:]), f"scores not sorted: {scores.tolist()}"
+    reference = F.cosine_similarity(wte, wte[464][None, :], dim=-1)  # [V]
+    ref_scores, ref_ids = torch.sort(reference, descending=True)
+    assert ids.tolist() == ref_ids[:10].tolist()
+    assert torch.allclose(scores, ref_scores[:10], atol=1e-5)
+
+
+def test_pca_matches_an_eigendecomposition_of_the_covariance():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(7, 10, generator=gen, dtype=torch.float64) * torch.linspace(3, 0.1, 10, dtype=torch.float64)
+    proj = viz.pca_2d(x)
+    xc = (x - x.mean(0)).numpy()
+    evals, evecs = np.linalg.eigh(xc.T @ xc)  # ascending
+    top = evecs[:, ::-1][:, :2]  # [C, 2], the two main directions
+    ref = xc @ top  # [N, 2]
+    for c in range(2):
+        ours = proj.coords[:, c].numpy()
+        assert np.allclose(ours, ref[:, c], atol=1e-8) or np.allclose(ours, -ref[:, c], atol=1e-8), (
+            f"component {c} differs from the eigenvector projection beyond a sign flip")
+        assert ours[np.abs(ours).argmax()] > 0, "sign convention: the furthest point lies on the + side"
+    assert np.allclose(proj.explained.numpy(), evals[::-1][:2] / evals.sum(), atol=1e-10)
+    again = viz.pca_2d(x.flip(1))  # the same points with their coordinates reordered
+    assert torch.allclose(again.coords, proj.coords, atol=1e-8), "the picture must not flip between runs"
+
+
+def test_embedding_data_against_direct_formulas(model, tok):
+    words = [" king", " queen", " river", " bank"]
+    r = viz.embedding_data(model, tok, words, k=5)
+    wte, wpe = model.wte.weight.detach(), model.wpe.weight.detach()
+    ids = word_ids(tok, words)
+    ref = F.cosine_similarity(wte[ids][:, None, :], wte[ids][None, :, :], dim=-1)
+    assert torch.allclose(r.similarity, ref, atol=1e-5)
+    for n, i in zip(r.neighbours, ids):
+        assert n.ids[0] == i and n.scores == sorted(n.scores, reverse=True)
+    p = r.positions.index(37)
+    moved = wte[ids[1]] + wpe[37]
+    assert abs(float(r.vs_token[1, p]) - float(F.cosine_similarity(moved, wte[ids[1]], dim=0))) < 1e-5
+    assert abs(float(r.vs_first[1, p]) - float(F.cosine_similarity(moved, wte[ids[1]] + wpe[0], dim=0))) < 1e-5
+    assert r.positions[0] == 0 and r.positions[-1] == model.config.n_ctx - 1
+
+
+def test_embedding_rejects_words_of_several_tokens(model, tok):
+    with pytest.raises(ValueError, match="is 4 tokens.*leading space"):
+        viz.embedding_view(model, tok, [" king", "unbelievably"])
+
+
+# ---- tokens ----
+
+@pytest.mark.parametrize("text", [TEXT, "naïve café 🤗\r\n\ttabs  and  spaces", "x<|endoftext|>y", ""])
+def test_token_view_round_trips_the_text(tok, text):
+    view = viz.token_view(tok, text)
+    data = embedded(view)
+    assert b"".join(bytes.fromhex(b) for b in data["bytes"]).decode("utf-8") == text
+    assert data["ids"] == tok.encode(text, allowed_special="all")
+    assert len(data["labels"]) == len(data["ids"]) == len(data["texts"])
+    if "🤗" not in text:  # whole characters only: each token's text is exact
+        assert "".join(data["texts"]) == text
+
+
+# ---- sampling: the page's JavaScript against next_token_probs ----
+
+def run_sampling_js(data: dict, settings: list) -> list:
+    """Run G2V.nextTokenProbs from the shipped files under node on the page's data."""
+    harness = """
+const input = JSON.parse(require("fs").readFileSync(0, "utf8"));
+const out = input.settings.map(([t, k, p]) =>
+  G2V.nextTokenProbs(input.data.logits, input.data.tail_lse[t], input.data.temps[t], k, p));
+process.stdout.write(JSON.stringify(out));
+"""
+    script = asset("common.js") + "\n" + asset("sampling.js") + "\n" + harness
+    done = subprocess.run([NODE, "-e", script], input=json.dumps({"data": data, "settings": settings}),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def clear_of_boundaries(logits, t, k, p, n, margin=1e-4):
+    """p moved (if needed) at least `margin` away from the cumulative masses of the n most
+    likely tokens (those on the page): next_token_probs sums in float32, whose error
+    (~1e-6 over 50k tokens) may flip a token sitting exactly at the edge of the top-p set."""
+    if p is None or t == 0:
+        return p
+    probs = torch.softmax(torch.sort(logits.double() / t, descending=True).values, -1)
+    if k is not None:
+        probs = probs[:k] / probs[:k].sum()
+    cum = torch.cumsum(probs, -1)[:n]
+    while (cum - p).abs().min() < margin:
+        p = p + margin
+    return round(p, 6)
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+@pytest.mark.parametrize("wte_scale", [60.0, 30.0])
+def test_sampling_js_matches_next_token_probs(tok, wte_scale):
+    model = tiny_model(seed=3, wte_scale=wte_scale)
+    view = viz.sampling_view(model, tok, "To be, or not to be, that is the")
+    data, logits = embedded(view), view.result.logits
+    top = torch.tensor(data["ids"])
+    temps = data["temps"]
+    settings = [(1.0, None, None), (0.7, None, None), (1.5, 50, None), (0.5, 10, 0.8), (1.0, None, 0.5),
+                (1.3, None, 0.9), (1.0, 200, 0.95), (0.0, None, None), (2.0, 3, None), (0.8, None, 0.99)]
+    settings = [(t, k, clear_of_boundaries(logits, t, k, p, len(top))) for t, k, p in settings]
+    js = run_sampling_js(data, [(temps.index(t), k, p) for t, k, p in settings])
+    for (t, k, p), got in zip(settings, js):
+        want = next_token_probs(logits, temperature=t, top_k=k, top_p=p).double()  # [V]
+        ours = torch.tensor(got["probs"], dtype=torch.float64)
+        diff = (ours - want[top]).abs().max().item()
+        kept = int((want[top] > 0).sum())
+        rest = want.sum() - want[top].sum()
+        tol = 2e-3 if got["approx"] else 2e-4  # logits on the page keep 4 decimals
+        assert diff < tol, (f"T={t} top_k={k} top_p={p}: the page's probabilities differ from "
+                            f"next_token_probs by {diff:.2e} (approx={got['approx']})")
+        assert got["kept"] == kept, f"T={t} top_k={k} top_p={p}: page keeps {got['kept']} top tokens, generate keeps {kept}"
+        assert abs(got["other"] - rest.item()) < tol, f"'other' is {got['other']}, the rest of the vocabulary has {rest}"
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_sampling_js_top_p_boundary(tok):
+    """p just above the mass of the top 3 keeps 4 tokens; just below it keeps 3 ("reaches p")."""
+    model = tiny_model(seed=3, wte_scale=60.0)
+    view = viz.sampling_view(model, tok, "The king said")
+    data = embedded(view)
+    probs = torch.softmax(view.result.logits.double(), -1)[torch.tensor(data["ids"])]
+    mass3 = float(probs[:3].sum())
+    ps = [mass3 + 0.5 * float(probs[3]), mass3 - 0.5 * float(probs[2])]
+    js = run_sampling_js(data, [(data["temps"].index(1.0), None, p) for p in ps])
+    assert [r["kept"] for r in js] == [4, 3]
+    for p, r in zip(ps, js):
+        want = next_token_probs(view.result.logits, top_p=p)
+        assert int((want > 0).sum()) == r["kept"]
+
+
+def test_sampling_other_mass_is_exact_at_every_temperature(model, tok):
+    data = viz.sampling_data(model, tok, tok.encode("Hello"), n_top=50)
+    logits = data.logits.double()
+    for t, lse in zip(data.temperatures[1:], data.tail_logsumexp[1:]):
+        probs = torch.softmax(logits / t, -1)
+        want = 1 - probs[torch.tensor(data.top_ids)].sum()
+        got = torch.exp(lse - torch.logsumexp(logits / t, -1))
+        assert abs(float(got - want)) < 1e-9, f"T={t}: tail mass {got} vs {want}"
+
+
+# ---- the HTML ----
+
+def test_html_is_deterministic_and_ids_follow_the_data(tok):
+    a = viz.attention_view(tiny_model(0), tok, TEXT).html()
+    b = viz.attention_view(tiny_model(0), tok, TEXT).html()
+    assert a == b, "the same model and text must give byte-identical HTML (nbval compares it)"
+    ids = lambda h: set(re.findall(r'id="(g2v-[a-z]+-[0-9a-f]{12})"', h))  # noqa: E731
+    assert len(ids(a)) == 1
+    c = viz.attention_view(tiny_model(0), tok, TEXT + " More.").html()
+    d = viz.attention_view(tiny_model(1), tok, TEXT).html()
+    assert len(ids(a) | ids(c) | ids(d)) == 3, "different data must give different element ids"
+    assert viz.token_view(tok, "ab").html() == viz.token_view(tok, "ab").html()
+
+
+def all_views(model, tok):
+    return [viz.attention_view(model, tok, TEXT), viz.token_view(tok, TEXT),
+            viz.embedding_view(model, tok, [" king", " queen", " man", " woman"]),
+            viz.sampling_view(model, tok, "The cat")]
+
+
+def test_html_fetches_nothing(model, tok):
+    for view in all_views(model, tok):
+        page = view.page()
+        urls = set(re.findall(r"https?://[^\s\"'<>)]+", page)) - {"http://www.w3.org/2000/svg"}
+        assert not urls, f"{view.kind} view refers to {urls}; the book must work offline"
+        assert not re.search(r"\bsrc\s*=|@import|url\((?!#)|<link\b", page), f"{view.kind} view loads a resource"
+
+
+def test_untrusted_fallback_and_repr(model, tok):
+    """Without scripts (an untrusted notebook) the first frame is plain inline-styled HTML."""
+    for view in all_views(model, tok):
+        html = view.html()
+        frame = html.split('<div class="g2v-fallback">', 1)[1].split("<script", 1)[0]
+        assert "background-color" in frame and "class=" not in frame, f"{view.kind}: fallback needs inline styles"
+        assert repr(view).startswith(f"<gpt2lib.viz {view.kind} view: ")
+    assert "Attention · layer 0 · head 0" in all_views(model, tok)[0].html()
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_javascript_parses(tmp_path):
+    for kind in ["attention", "tokens", "embedding", "sampling"]:
+        path = tmp_path / f"{kind}.js"
+        path.write_text(asset("common.js") + "\n" + asset(f"{kind}.js"), encoding="utf-8")
+        done = subprocess.run([NODE, "--check", str(path)], capture_output=True, text=True)
+        assert done.returncode == 0, f"{kind}.js: {done.stderr}"
+
+
+def test_live_views_recompute(model, tok):
+    pytest.importorskip("ipywidgets")
+    live = viz.live_attention(model, tok, "The cat sat")
+    assert repr(live) == "<gpt2lib.viz live attention view>"
+    first = live.view.element_id
+    live.text.value = "The dog sat on the log"
+    assert live.view.element_id != first and len(live.view.result.ids) == 6
+    emb = viz.live_embedding(model, tok, "king, queen, man")
+    assert emb.view.result.labels == ["␣king", "␣queen", "␣man"]
+    emb.text.value = "king, qwzxv"  # several tokens: an error in words, not a crash
+    assert emb.view is None
+
+
+# ---- in a browser: the views respond to the reader ----
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--no-first-run"]
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        yield browser
+        browser.close()
+
+
+def open_view(browser, view, tmp_path):
+    """Load the view as a standalone page; fail on any script error or network request."""
+    path = view.save(tmp_path / f"{view.kind}.html")
+    page = browser.new_page(viewport={"width": 900, "height": 1000})
+    problems = []
+    page.on("pageerror", lambda err: problems.append(f"script error: {err}"))
+    page.on("request", lambda r: problems.append(f"request: {r.url}") if not r.url.startswith("file:") else None)
+    page.goto(path.as_uri())
+    root = page.locator(f"#{view.element_id}")
+    assert root.get_attribute("data-live") == "1", f"{view.kind} view did not start: {problems}"
+    assert page.locator(".g2v-fallback").count() == 0, "the static frame should give way to the live view"
+    return page, root, problems
+
+
+@pytest.mark.slow
+def test_attention_view_in_browser(browser, model, tok, tmp_path):
+    view = viz.attention_view(model, tok, TEXT)
+    data = embedded(view)
+    page, root, problems = open_view(browser, view, tmp_path)
+    fills = lambda: page.eval_on_selector_all(".g2v-heat rect[fill^='rgb']", "rs => rs.map(r => r.getAttribute('fill'))")  # noqa: E731
+    before = fills()
+    root.locator("select[data-role=head]").select_option("2")
+    assert root.get_attribute("data-head") == "2" and fills() != before, "changing the head must redraw the heatmap"
+    root.locator("canvas.g2v-thumb[data-layer='1'][data-head='1']").click()
+    assert (root.get_attribute("data-layer"), root.get_attribute("data-head")) == ("1", "1")
+    assert root.locator("select[data-role=layer]").input_value() == "1"
+    token = root.locator(".g2v-tok[data-index='5']")
+    token.hover()
+    assert root.get_attribute("data-query") == "5"
+    assert root.locator("[data-role=top]").inner_text().startswith(f"{data['labels'][5]} (5) looks most at")
+    colours = page.eval_on_selector_all(".g2v-tok", "ts => ts.map(t => t.style.backgroundColor)")
+    assert all(c for c in colours[:6]) and not any(colours[6:]), "tokens after the query must stay uncoloured"
+    box = root.locator("svg.g2v-heat").bounding_box()
+    T, i, j = data["T"], 4, 2
+    heat = root.locator("svg.g2v-heat rect[fill^='rgb']").first.bounding_box()  # cell (0, 0)
+    cell = heat["width"]
+    page.mouse.move(heat["x"] + (j + 0.5) * cell, heat["y"] + (i + 0.5) * cell)
+    readout = root.locator("[data-role=cell]").inner_text()
+    w = data["w"][1][1][i * (i + 1) // 2 + j] / 1000
+    assert readout.endswith(f"weight {w:.3f}"), f"hovering cell ({i}, {j}) shows {readout!r}, expected weight {w:.3f}"
+    assert box["width"] > T * 10 and not problems, problems
+    page.screenshot(path=str(tmp_path / "attention.png"), full_page=True)
+
+
+@pytest.mark.slow
+def test_sampling_view_in_browser(browser, tok, tmp_path):
+    model = tiny_model(seed=3, wte_scale=60.0)
+    view = viz.sampling_view(model, tok, "To be, or not to be")
+    page, root, problems = open_view(browser, view, tmp_path)
+    for role, value in [("top-k", "5"), ("temperature", str(view.result.temperatures.index(0.7)))]:
+        page.eval_on_selector(f"#{view.element_id} input[data-role={role}]",
+                              "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", value)
+    assert root.get_attribute("data-settings") == "0.7,5,"
+    shown = [float(x) for x in page.eval_on_selector_all(
+        f"#{view.element_id} .g2v-num[data-p]", "ns => ns.map(n => n.getAttribute('data-p'))")]
+    want = next_token_probs(view.result.logits, temperature=0.7, top_k=5)[torch.tensor(view.result.top_ids[:20])]
+    assert np.allclose(shown, want.numpy(), atol=2e-4), f"bars show {shown[:6]}, generate gives {want[:6].tolist()}"
+    assert root.locator(".g2v-num.g2v-dropped").count() == 20 - 5 + 1  # 15 bars and "other"
+    assert not problems, problems
+
+
+@pytest.mark.slow
+def test_embedding_and_token_views_in_browser(browser, model, tok, tmp_path):
+    view = viz.embedding_view(model, tok, [" king", " queen", " river", " bank"])
+    page, root, problems = open_view(browser, view, tmp_path)
+    root.locator("button.g2v-chipbtn[data-index='2']").click()
+    assert root.get_attribute("data-selected") == "2"
+    assert root.locator("[data-role=neighbours] .g2v-tokname").first.inner_text() == "␣river"
+    root.locator("svg[data-role=pca] circle[data-index='3']").click()
+    assert root.get_attribute("data-selected") == "3"
+    view = viz.token_view(tok, TEXT)
+    page, root, more = open_view(browser, view, tmp_path)
+    root.locator(".g2v-tok[data-index='4']").hover()
+    info = root.locator("[data-role=info]").inner_text()
+    assert f"id {view.result.ids[4]}" in info and view.result.pieces[4].hex(" ") in info
+    root.locator("input[data-role=show-ids]").check()
+    assert root.locator(".g2v-tok").first.inner_text() == str(view.result.ids[0])
+    assert not problems + more, problems + more
