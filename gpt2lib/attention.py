@@ -119,6 +119,8 @@ class CausalSelfAttention(nn.Module):
         dropout_p = self.dropout_p if self.training else 0.0
         if T_past == 0:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+        elif q.size(2) == 1:  # one new token may attend to every key: no mask to build
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
         else:
             mask = causal_mask(q.size(2), T_past, device=x.device)  # [T, T_past + T]
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)

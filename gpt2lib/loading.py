@@ -133,46 +133,54 @@ def expected_shapes(model: GPT) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def read_tensors(files: list[Path], shapes: dict, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """Our state dict from the checkpoint files: names checked, shapes checked, Conv1D transposed.
-
-    Tensors are read one at a time so memory holds little more than the weights themselves.
-    """
+def read_file(file: Path, shapes: dict, dtype: torch.dtype):
+    """Yield (checkpoint key, our name, tensor) for each weight in one safetensors file,
+    its shape checked before it is read, Conv1D weights transposed to nn.Linear's layout.
+    Unknown keys are yielded with tensor None; the causal-mask buffers are skipped."""
     from safetensors import SafetensorError, safe_open
 
-    state, lm_head, unexpected = {}, None, []
+    try:
+        # pread copies each tensor into fresh memory, one at a time: no file mapping stays
+        # behind, so the model does not change if the file is overwritten later.
+        with safe_open(file, framework="pt", backend="pread") as f:
+            for key in f.keys():
+                name = key.removeprefix(PREFIX)
+                if name.endswith(IGNORED):
+                    continue
+                want = shapes.get(name, shapes["wte.weight"] if name == "lm_head.weight" else None)
+                if want is None:
+                    yield key, name, None
+                    continue
+                got = tuple(f.get_slice(key).get_shape())
+                if got != want:
+                    raise ValueError(f"{file.name}: tensor {key} has shape {list(got)}, but the model in "
+                                     f"{CONFIG} needs {list(want)}; do the config and the weights belong together?")
+                tensor = f.get_tensor(key).to(dtype)
+                if name.endswith(CONV1D):
+                    tensor = tensor.t().contiguous()  # Conv1D [in, out] -> nn.Linear [out, in]
+                yield key, name, tensor
+    except (SafetensorError, OSError) as e:
+        raise ValueError(f"{file} is not a readable safetensors file (truncated or corrupted?): {e}") from e
+
+
+def read_tensors(files: list[Path], shapes: dict, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Our state dict from the checkpoint files, with every key and shape checked.
+
+    shapes: our parameter name -> shape in the file (expected_shapes).
+    """
+    state, unexpected = {}, []
     for file in files:
-        try:
-            # pread copies each tensor into fresh memory: no file mapping left behind,
-            # so the model does not change if the file is later overwritten.
-            with safe_open(file, framework="pt", backend="pread") as f:
-                for key in f.keys():
-                    name = key.removeprefix(PREFIX)
-                    if name.endswith(IGNORED):
-                        continue
-                    if name not in shapes and name != "lm_head.weight":
-                        unexpected.append(key)
-                        continue
-                    want = shapes.get(name, shapes["wte.weight"])
-                    got = tuple(f.get_slice(key).get_shape())
-                    if got != want:
-                        raise ValueError(
-                            f"{file.name}: tensor {key} has shape {list(got)}, but the model in "
-                            f"{CONFIG} needs {list(want)}; do the config and the weights belong together?"
-                        )
-                    tensor = f.get_tensor(key).to(dtype)
-                    if name.endswith(CONV1D):
-                        tensor = tensor.t().contiguous()  # Conv1D [in, out] -> nn.Linear [out, in]
-                    if name == "lm_head.weight":
-                        lm_head = tensor
-                    else:
-                        state[name] = tensor
-        except (SafetensorError, OSError) as e:
-            raise ValueError(f"{file} is not a readable safetensors file (truncated or corrupted?): {e}") from e
+        for key, name, tensor in read_file(file, shapes, dtype):
+            if tensor is None:
+                unexpected.append(key)
+            else:
+                state[name] = tensor
     missing = [PREFIX + name for name in shapes if name not in state]
-    problems = [f"missing {_names(missing)}" if missing else "", f"unexpected {_names(unexpected)}" if unexpected else ""]
     if missing or unexpected:
-        raise ValueError(f"the weights do not fit a GPT-2: {'; '.join(p for p in problems if p)}")
+        problems = ([f"missing {_names(missing)}"] if missing else []) + (
+            [f"unexpected {_names(unexpected)}"] if unexpected else [])
+        raise ValueError(f"the weights do not fit a GPT-2: {'; '.join(problems)}")
+    lm_head = state.pop("lm_head.weight", None)  # a copy of wte in some checkpoints
     if lm_head is not None and not torch.equal(lm_head, state["wte.weight"]):
         raise ValueError("lm_head.weight differs from transformer.wte.weight; gpt2lib's GPT-2 ties the two")
     return state

@@ -11,8 +11,8 @@ The solution notebooks in notebooks/ are the single source (see docs/EXERCISES.m
   becomes `name = None  # TODO: <hint>` instead, so "Run all" keeps going;
 - cells tagged "solution", and markdown cells holding a {solution}, {solution-start}
   or {solution-end} directive, are removed;
-- every output and execution count is cleared, and the per-cell "execution"
-  timing metadata dropped.
+- every output and execution count is cleared, the per-cell "execution" timing
+  metadata dropped, and of the notebook's metadata only the kernelspec kept.
 Only notebooks with at least one exercise are written. The output is deterministic
 (nbformat 4.5, one-space JSON indent, sorted keys, newline at the end), so CI can
 regenerate and compare byte for byte.
@@ -32,6 +32,7 @@ ASSIGNMENT = re.compile(r"^([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*=[^=]")
 SOLUTION_DIRECTIVE = re.compile(r"^\s*(```+|:::+)\s*\{solution(-start|-end)?\}", re.MULTILINE)
 EXERCISE_DIRECTIVE = re.compile(r"^\s*(```+|:::+)\s*\{exercise(-start)?\}", re.MULTILINE)
 NBFORMAT, NBFORMAT_MINOR = 4, 5
+KEPT_METADATA = ("kernelspec",)
 
 
 class MarkerError(ValueError):
@@ -114,7 +115,9 @@ def student_version(nb: dict, name: str) -> dict:
         elif "attachments" in cell:
             new["attachments"] = cell["attachments"]
         cells.append(new)
-    return {"cells": cells, "metadata": nb.get("metadata", {}),
+    # only the kernel: language_info and the like change whenever a chapter is re-executed
+    metadata = {k: v for k, v in nb.get("metadata", {}).items() if k in KEPT_METADATA}
+    return {"cells": cells, "metadata": metadata,
             "nbformat": NBFORMAT, "nbformat_minor": NBFORMAT_MINOR}
 
 

@@ -16,6 +16,7 @@ import torch
 import gpt2lib
 from gpt2lib.interpret import induction, previous_token_scores, repeated_random_tokens
 from gpt2lib.train import evaluate_loss
+from shakespeare_data import load_tokens
 
 SAMPLE_FILE = "validation_sample.txt"  # the first lines of the first held-out play, shipped for the tests
 SAMPLE_CHARS = 30_000
@@ -61,46 +62,51 @@ def sample_texts(model, tokenizer) -> dict:
     return {"shakespeare": out, "modern": modern}
 
 
-def measure(model_dir: Path, work: Path) -> dict:
-    """All the card's numbers, measured on the shipped model."""
-    from train_shakespeare import load_tokens  # the recipe's token files in work/
-
-    tokenizer = gpt2lib.get_tokenizer()
-    model = gpt2lib.from_pretrained(model_dir)
-    train_ids, val_ids = load_tokens(work, "train"), load_tokens(work, "val")
+def measure_losses(model, tokenizer, train_ids, val_ids, sample_ids: list[int]) -> dict:
+    """Losses (nats/token) of the model and of the unigram baseline, and on modern English."""
     n_ctx = model.config.n_ctx
-    val_text = tokenizer.decode(val_ids.tolist()).split("<|endoftext|>")[0]
-    sample = validation_sample(val_text)
-    (model_dir / SAMPLE_FILE).write_text(sample)
-    sample_ids = tokenizer.encode(sample)
-    # train loss on as many train tokens as the validation set has, from the middle of the corpus
-    mid = len(train_ids) // 2
+    mid = len(train_ids) // 2  # as many training tokens as validation has, from the middle
     train_slice = train_ids[mid : mid + len(val_ids)]
-    counts_train = train_ids.numpy()
+    train_np = train_ids.numpy()
     m = {
         "val_loss": evaluate_loss(model, val_ids, n_ctx),
         "train_loss": evaluate_loss(model, train_slice, n_ctx),
-        "val_unigram": unigram_loss(counts_train, val_ids.numpy()[1:], model.config.n_vocab),
+        "val_unigram": unigram_loss(train_np, val_ids.numpy()[1:], model.config.n_vocab),
         "sample_loss": evaluate_loss(model, sample_ids, n_ctx),
-        "sample_unigram": unigram_loss(counts_train, np.array(sample_ids[1:]), model.config.n_vocab),
+        "sample_unigram": unigram_loss(train_np, np.array(sample_ids[1:]), model.config.n_vocab),
         "sample_tokens": len(sample_ids),
         "val_tokens": len(val_ids),
         "train_slice_tokens": len(train_slice),
     }
     modern = tokenizer.encode(MODERN_TEXT)
-    passage = tokenizer.encode(sample[:len(MODERN_TEXT) * 2])[: len(modern)]
+    passage = sample_ids[1000 : 1000 + len(modern)]  # held-out Shakespeare, same number of tokens
     m["modern_loss"], m["passage_loss"] = evaluate_loss(model, modern, n_ctx), evaluate_loss(model, passage, n_ctx)
-    windows = sample_windows(sample_ids, n_ctx)  # [16, n_ctx]
-    m["prev_scores"] = previous_token_scores(model, windows).tolist()
-    frequent = torch.from_numpy(np.nonzero(np.bincount(counts_train) >= 20)[0])  # ids seen >= 20 times
-    ids = repeated_random_tokens(100, batch_size=8, seed=SEED, pool=frequent)
-    result = induction(model, ids, 100)
-    m["induction"] = {"loss_first": result.loss_first, "loss_second": result.loss_second,
-                      "scores": result.scores.tolist(), "best": list(result.best),
-                      "best_score": result.best_score, "pool_size": len(frequent)}
-    full_pool = induction(model, repeated_random_tokens(100, batch_size=8, seed=SEED), 100)
-    m["induction_full_vocab"] = {"loss_first": full_pool.loss_first, "loss_second": full_pool.loss_second,
-                                 "best": list(full_pool.best), "best_score": full_pool.best_score}
+    return m
+
+
+def measure_heads(model, sample_ids: list[int], train_ids) -> dict:
+    """Previous-token scores on the validation sample; induction on repeated random tokens."""
+    m = {"prev_scores": previous_token_scores(model, sample_windows(sample_ids, model.config.n_ctx)).tolist()}
+    frequent = torch.from_numpy(np.nonzero(np.bincount(train_ids.numpy()) >= 20)[0])  # ids seen >= 20 times
+    for key, pool in (("induction", frequent), ("induction_full_vocab", None)):
+        result = induction(model, repeated_random_tokens(100, batch_size=8, seed=SEED, pool=pool), 100)
+        m[key] = {"loss_first": result.loss_first, "loss_second": result.loss_second,
+                  "scores": result.scores.tolist(), "best": list(result.best), "best_score": result.best_score}
+    m["induction"]["pool_size"] = len(frequent)
+    return m
+
+
+def measure(model_dir: Path, work: Path) -> dict:
+    """All the card's numbers, measured on the shipped model; writes the validation sample."""
+    tokenizer = gpt2lib.get_tokenizer()
+    model = gpt2lib.from_pretrained(model_dir)
+    train_ids, val_ids = load_tokens(work, "train"), load_tokens(work, "val")
+    val_text = tokenizer.decode(val_ids.tolist()).split("<|endoftext|>")[0]  # the first held-out play
+    sample = validation_sample(val_text)
+    (model_dir / SAMPLE_FILE).write_text(sample)
+    sample_ids = tokenizer.encode(sample)
+    m = measure_losses(model, tokenizer, train_ids, val_ids, sample_ids)
+    m.update(measure_heads(model, sample_ids, train_ids))
     m["samples"] = sample_texts(model, tokenizer)
     m["parameters"] = model.num_parameters()
     return m
@@ -121,7 +127,7 @@ def plot_loss_curve(log: dict, unigram: float, path: Path) -> None:
     ax.plot(steps, train, color="tab:blue", alpha=0.25, lw=0.8, label="train (batch)")
     ax.plot(steps[19:], smooth, color="tab:blue", label="train (20-step mean)")
     val = [(r["step"] + 1, r["val_loss"]) for r in history if r["val_loss"] is not None]
-    ax.plot(*zip(*val), "o-", color="tab:orange", label="validation (held-out plays)")
+    ax.plot(*zip(*val), "o-", color="tab:orange", label="validation (8 fixed batches, held-out plays)")
     ax.axhline(unigram, color="gray", ls="--", label=f"unigram baseline ({unigram:.2f})")
     ax.set(xlabel="step", ylabel="loss (nats/token)", ylim=(2.5, 11), title="gpt2-shakespeare training")
     ax.legend()
@@ -152,7 +158,7 @@ def write_card(model_dir: Path, work: Path) -> dict:
     weights = model_dir / "model.safetensors"
     cfg, tc, data = log["model_config"], log["train_config"], log["data"]
     prev = m["prev_scores"]
-    prev_heads = [f"{l}.{h}" for l, row in enumerate(prev) for h, s in enumerate(row) if s >= 0.5]
+    prev_heads = [f"L{l}H{h} ({s:.2f})" for l, row in enumerate(prev) for h, s in enumerate(row) if s >= 0.5]
     ind = m["induction"]
     ind_full = m["induction_full_vocab"]
     text = CARD.format(
@@ -164,10 +170,10 @@ def write_card(model_dir: Path, work: Path) -> dict:
         m=m, ppl=math.exp(m["val_loss"]),
         samples="\n\n".join(f"Temperature {t}:\n\n{quote(PROMPT + s)}" for t, s in m["samples"]["shakespeare"].items()),
         modern="\n\n".join(quote(p + s) for p, s in m["samples"]["modern"].items()),
-        prev_table=head_table(prev), prev_heads=", ".join(prev_heads) or "none above 0.5",
+        prev_table=head_table(prev), prev_heads=", ".join(prev_heads) or "none",
         prev_best=max(max(row) for row in prev), ind=ind, ind_full=ind_full,
-        ind_table=head_table(ind["scores"]), best=f"{ind['best'][0]}.{ind['best'][1]}",
-        best_full=f"{ind_full['best'][0]}.{ind_full['best'][1]}",
+        ind_table=head_table(ind["scores"]), best=f"L{ind['best'][0]}H{ind['best'][1]}",
+        best_full=f"L{ind_full['best'][0]}H{ind_full['best'][1]}",
         sample_file=SAMPLE_FILE, prompt=PROMPT.strip(), seed=SEED, temps=", ".join(map(str, TEMPERATURES)),
     )
     (model_dir / "README.md").write_text(text)
@@ -275,8 +281,8 @@ for anything but learning how GPT-2 works.
 ## Measured behaviour
 
 **Previous-token heads.** Average attention from each token to the token just before it, over
-the first 16 windows of {n_ctx} tokens of `{sample_file}` (`gpt2lib.interpret.previous_token_scores`); layer.head,
-counting from 0:
+the first 16 windows of {n_ctx} tokens of `{sample_file}` (`gpt2lib.interpret.previous_token_scores`); LxHy is
+head y of layer x, counting from 0:
 
 {prev_table}
 

@@ -111,6 +111,16 @@ def prepare(out_dir: Path) -> dict:
     return summary
 
 
+def load_tokens(out_dir: Path, split: str):
+    """A token file written by prepare ("train" or "val"), as a 1-D LongTensor."""
+    import numpy as np
+    import torch
+
+    if not (out_dir / f"{split}.bin").exists():
+        prepare(out_dir)
+    return torch.from_numpy(np.fromfile(out_dir / f"{split}.bin", dtype=np.uint16).astype(np.int64))
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python scripts/shakespeare_data.py OUT_DIR")

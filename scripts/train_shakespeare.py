@@ -1,6 +1,6 @@
 """Recipe of the bundled model "gpt2-shakespeare": data, training, export and model card.
 
-    python scripts/train_shakespeare.py                # everything, about 30-45 min on 2 CPU cores
+    python scripts/train_shakespeare.py                # everything: about 30 min on one free CPU core
     python scripts/train_shakespeare.py --card-only    # re-measure the shipped model, rewrite the card
 
 Stages: scripts/shakespeare_data.py downloads the corpus and tokenizes it into
@@ -22,11 +22,10 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from shakespeare_data import prepare  # noqa: E402
+from shakespeare_data import load_tokens, prepare  # noqa: E402
 
 import gpt2lib  # noqa: E402
 from gpt2lib.train import TrainConfig, config_dict, train  # noqa: E402
@@ -37,11 +36,6 @@ TOKENIZER_DIR = REPO / "gpt2lib" / "data" / "gpt2-tokenizer"
 MODEL_CONFIG = gpt2lib.GPTConfig(n_ctx=256, n_embd=192, n_layer=4, n_head=6, dropout=0.0)
 TRAIN_CONFIG = TrainConfig()
 THREADS = 1  # one thread: steadier than two on a shared machine
-
-
-def load_tokens(work: Path, split: str) -> torch.Tensor:
-    """The token file written by shakespeare_data.prepare, as a 1-D LongTensor."""
-    return torch.from_numpy(np.fromfile(work / f"{split}.bin", dtype=np.uint16).astype(np.int64))
 
 
 def run_training(work: Path, train_config: TrainConfig) -> None:

@@ -251,11 +251,27 @@ def _widget_problems(page) -> list[str]:
     return found
 
 
+def _view_problems(page) -> list[str]:
+    """gpt2lib's views (div.g2v) replace their static first frame once their script runs."""
+    views = page.evaluate(
+        """() => Array.from(document.querySelectorAll('div.g2v')).map(v => ({
+               kind: v.className, live: v.getAttribute('data-live') === '1',
+               error: (v.querySelector('.g2v-error') || {}).textContent || ''}))"""
+    )
+    found = []
+    for i, view in enumerate(views):
+        if view["error"]:
+            found.append(f"view {i} ({view['kind']}) failed: {view['error'][:200]}")
+        elif not view["live"]:
+            found.append(f"view {i} ({view['kind']}) still shows its static first frame: its script did not run")
+    return found
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", PAGES)
 def test_page_works_offline(open_page, path):
     page, visit = open_page(path)
-    problems = visit.problems() + _math_problems(page) + _widget_problems(page)
+    problems = visit.problems() + _math_problems(page) + _widget_problems(page) + _view_problems(page)
     if path in CHAPTERS:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         stem = Path(path).stem
@@ -329,3 +345,48 @@ def test_launch_and_download_buttons(open_page):
         assert any(urllib.parse.unquote(link).endswith(notebook) or notebook in urllib.parse.unquote(link)
                    for link in matching), f"{chapter}: the {service} link does not open {notebook}: {matching}"
     assert any(link.endswith(f"_sources/{notebook}") for link in links), f"{chapter}: no download link for {notebook}"
+
+
+def _chapters_with(site: Path, marker: str) -> list[str]:
+    return [page for page in CHAPTERS if marker in (site / page).read_text(encoding="utf-8")]
+
+
+@pytest.mark.slow
+def test_attention_view_responds(site, open_page):
+    """In the static page (no kernel), choosing another head redraws the heatmap, and
+    hovering a token recolours the text by where that token looks."""
+    pages = _chapters_with(site, "g2v-attention")
+    assert pages, "no chapter shows gpt2lib's attention view (div.g2v-attention); chapter 4 should"
+    page, visit = open_page(pages[0])
+    view = page.locator("div.g2v-attention").first
+    view.scroll_into_view_if_needed()
+    page.wait_for_function("v => v.getAttribute('data-live') === '1'", arg=view.element_handle())
+
+    def snapshot():
+        return view.evaluate(
+            """v => ({heatmap: v.querySelector('[data-role=heatmap]').innerHTML,
+                      tokens: v.querySelector('[data-role=tokens]').innerHTML,
+                      title: v.querySelector('.g2v-title').textContent})"""
+        )
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    view.screenshot(path=str(SCREENSHOTS / "attention-view-before.png"))
+    before = snapshot()
+    head = view.locator("select[data-role=head]")
+    options = head.locator("option").all_inner_texts()
+    assert len(options) > 1, f"the head selector offers {options}; expected one option per head"
+    current = head.input_value()
+    head.select_option(next(value for value in options if value != current))
+    after_head = snapshot()
+    assert after_head["heatmap"] != before["heatmap"], "choosing another head did not redraw the heatmap"
+    assert after_head["title"] != before["title"], f"the title still reads {before['title']!r} after changing head"
+
+    tokens = view.locator("[data-role=tokens] span")
+    assert tokens.count() >= 2, "the token view shows fewer than 2 tokens"
+    tokens.nth(1).hover()
+    after_hover = snapshot()
+    assert after_hover["tokens"] != after_head["tokens"], (
+        "hovering a token did not change how the text is coloured (it should show where that token looks)"
+    )
+    view.screenshot(path=str(SCREENSHOTS / "attention-view-after.png"))
+    assert not visit.problems(), visit.problems()

@@ -203,3 +203,4 @@ def test_widget_state_is_saved(path):
         "the book cannot draw them: execute it with scripts/execute_notebooks.py (nbclient saves the "
         "state), or in JupyterLab enable Settings > Save Widget State Automatically and save"
     )
+

@@ -104,7 +104,9 @@ def test_loss_decreases_on_a_repeated_pattern():
                                                    for s in range(60)]
     final = history.validations()[-1]["val_loss"]
     assert start > 3.0, f"an untrained model should be near ln(32) = 3.47, got {start:.3f}"
-    assert final < 0.3, f"loss only fell from {start:.3f} to {final:.3f} on a repeating pattern"
+    # After a 1 comes 4 or 5: only attention to the token before the 1 tells which, so a model
+    # that cannot use attention is stuck at 2 * ln(2) / 8 = 0.173 or above.
+    assert final < 0.1, f"loss only fell from {start:.3f} to {final:.3f} on a repeating pattern"
     assert not model.training, "train() leaves the model in eval mode"
 
 

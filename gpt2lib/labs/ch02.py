@@ -83,7 +83,7 @@ def check_predict_token_count(prediction):
                  f"common words are one token, rarer ones split into known pieces")
 
 
-@exercise("2.4", "find a one-token word", kind="explore",
+@exercise("2.5", "find a one-token word", kind="explore",
           hint="in the token view, look for a long word that shows as a single colour")
 def check_single_token_word(word):
     """word: a word of at least 8 letters that GPT-2 encodes, after a space, as one token."""

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from ..block import Block
 from ..config import SIZES, GPTConfig
 from ..layers import LayerNorm, gelu
-from .core import Mistake, as_tensor, call, exercise, expect_close, expect_shape, fmt, judge, max_diff, seeded
+from .core import Mistake, as_tensor, call, exercise, expect_shape, fmt, judge, max_diff, seeded
 
 
 def _layer_norm_mistakes(x, w, b, eps):

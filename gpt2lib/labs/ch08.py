@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from ..config import SIZES
 from ..model import GPT
 from ..train import lr_at
-from .core import Mistake, StudentError, as_tensor, call, exercise, expect_shape, fmt, judge, max_diff, seeded
+from .core import Mistake, StudentError, as_tensor, call, exercise, expect_shape, fmt, judge, seeded
 
 
 @exercise("8.1", "inputs and labels", kind="implement",

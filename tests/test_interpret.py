@@ -1,0 +1,62 @@
+"""Attention-head measurements of gpt2lib.interpret, checked against plain loops over the weights."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gpt2lib.interpret import induction, previous_token_scores, repeated_random_tokens
+from conftest import CONFIGS, random_gpt, random_ids
+
+
+def test_previous_token_scores_match_a_loop():
+    config = CONFIGS["3-heads"]
+    model = random_gpt(config)
+    ids = random_ids(config, B=2, T=20)
+    attentions = model.trace(ids).attentions
+    scores = previous_token_scores(model, ids)
+    assert scores.shape == (config.n_layer, config.n_head)
+    for layer in range(config.n_layer):
+        for head in range(config.n_head):
+            weights = [attentions[layer][b, head, t, t - 1] for b in range(2) for t in range(1, 20)]
+            expected = torch.stack(weights).mean()
+            assert scores[layer, head] == pytest.approx(expected.item(), abs=1e-6), (
+                f"layer {layer} head {head}: got {scores[layer, head]:.4f}, loop gives {expected:.4f}")
+    with pytest.raises(ValueError, match="T >= 2"):
+        previous_token_scores(model, ids[:, :1])
+
+
+def test_repeated_random_tokens():
+    ids = repeated_random_tokens(10, batch_size=3, seed=4)
+    assert ids.shape == (3, 21) and (ids[:, 0] == 50256).all()
+    assert torch.equal(ids[:, 1:11], ids[:, 11:]), "the second half must repeat the first"
+    assert torch.equal(ids, repeated_random_tokens(10, batch_size=3, seed=4))
+    assert not torch.equal(ids, repeated_random_tokens(10, batch_size=3, seed=5))
+    pool = torch.tensor([7, 11, 13])
+    assert set(repeated_random_tokens(50, seed=0, pool=pool, prefix=None).flatten().tolist()) <= {7, 11, 13}
+
+
+def test_induction_matches_a_loop():
+    config = CONFIGS["3-heads"]  # n_ctx 48 holds 1 + 2 * 20 tokens
+    model = random_gpt(config)
+    n = 20
+    ids = repeated_random_tokens(n, batch_size=2, seed=1, pool=torch.arange(1, config.n_vocab), prefix=0)
+    result = induction(model, ids, n)
+    trace = model.trace(ids)
+    first, second = [], []
+    for b in range(2):
+        losses = F.cross_entropy(trace.logits[b, :-1], ids[b, 1:], reduction="none")
+        first += [losses[t - 1] for t in range(1, n + 1)]  # predicting positions 1..n
+        second += [losses[t - 1] for t in range(n + 2, 2 * n + 1)]  # positions n+2..2n
+    assert result.loss_first == pytest.approx(torch.stack(first).mean().item(), abs=1e-5)
+    assert result.loss_second == pytest.approx(torch.stack(second).mean().item(), abs=1e-5)
+    layer, head = 1, 2
+    weights = []
+    for b in range(2):
+        for p in range(n + 1, 2 * n + 1):
+            earlier = p - n  # same token, first repeat
+            assert ids[b, earlier] == ids[b, p]
+            weights.append(trace.attentions[layer][b, head, p, earlier + 1])
+    assert result.scores[layer, head] == pytest.approx(torch.stack(weights).mean().item(), abs=1e-6)
+    assert result.best_score == pytest.approx(result.scores.max().item())
+    with pytest.raises(ValueError, match="1 \\+ 2n"):
+        induction(model, ids[:, :-1], n)
