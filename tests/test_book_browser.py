@@ -9,7 +9,8 @@ For every page: it loads (HTTP 200); no request goes to any host but 127.0.0.1 (
 other request is blocked and reported); no JavaScript error and no console error; no
 local file is missing (404); every math element is typeset by the vendored MathJax;
 every saved ipywidgets view renders into a non-empty widget. A screenshot of each chapter
-is saved under _build/screenshots/.
+is saved under _build/screenshots/ (<chapter>.jpg, and <chapter>-widget.png for
+the first widget; attention-view-before/after.png for the attention view test).
 
 Needs Debian's chromium (`apt-get install -y chromium`); set CHROMIUM to use another.
 """
@@ -275,7 +276,8 @@ def test_page_works_offline(open_page, path):
     if path in CHAPTERS:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         stem = Path(path).stem
-        page.screenshot(path=str(SCREENSHOTS / f"{stem}.png"), full_page=True)
+        # the whole page; JPEG because a chapter is 10,000+ pixels tall (PNG takes twice as long)
+        page.screenshot(path=str(SCREENSHOTS / f"{stem}.jpg"), full_page=True, type="jpeg", quality=75)
         if page.locator(".widget-subarea").count():
             widget = page.locator(".widget-subarea").first
             widget.scroll_into_view_if_needed()
