@@ -157,6 +157,7 @@ def write_card(model_dir: Path, work: Path) -> dict:
     (model_dir / "evaluation.json").write_text(json.dumps(m, indent=1))
     weights = model_dir / "model.safetensors"
     cfg, tc, data = log["model_config"], log["train_config"], log["data"]
+    n_ctx = cfg["n_ctx"]
     prev = m["prev_scores"]
     prev_heads = [f"L{l}H{h} ({s:.2f})" for l, row in enumerate(prev) for h, s in enumerate(row) if s >= 0.5]
     ind = m["induction"]
@@ -174,6 +175,13 @@ def write_card(model_dir: Path, work: Path) -> dict:
         prev_best=max(max(row) for row in prev), ind=ind, ind_full=ind_full,
         ind_table=head_table(ind["scores"]), best=f"L{ind['best'][0]}H{ind['best'][1]}",
         best_full=f"L{ind_full['best'][0]}H{ind_full['best'][1]}",
+        prev_uniform=sum(1 / (t + 1) for t in range(1, n_ctx)) / (n_ctx - 1),
+        ind_uniform=sum(1 / (p + 1) for p in range(101, 201)) / 100,
+        prev_verdict=("" if prev_heads else "No previous-token head formed in this short run: "
+                      "attention is still spread almost evenly over the context."),
+        ind_verdict=("An induction head formed: the second repeat is much easier than the first."
+                     if ind["loss_second"] < ind["loss_first"] - 1.0 else
+                     "No induction head formed: the second repeat is no easier than the first."),
         sample_file=SAMPLE_FILE, prompt=PROMPT.strip(), seed=SEED, temps=", ".join(map(str, TEMPERATURES)),
     )
     (model_dir / "README.md").write_text(text)
@@ -286,7 +294,8 @@ head y of layer x, counting from 0:
 
 {prev_table}
 
-Heads scoring at least 0.5: **{prev_heads}** (highest score {prev_best:.2f}).
+Heads scoring at least 0.5: **{prev_heads}** (highest score {prev_best:.2f}; a head spreading its
+attention evenly over everything before it would score {prev_uniform:.3f}). {prev_verdict}
 
 **Induction.** 8 sequences of 100 random tokens (drawn from the {ind[pool_size]:,} tokens seen
 at least 20 times in training, seed {seed}), each repeated twice after `<|endoftext|>`
@@ -296,7 +305,8 @@ token of the second repeat to the token that followed its earlier occurrence):
 
 {ind_table}
 
-Highest: head **{best}** ({ind[best_score]:.2f}). With tokens drawn from the whole vocabulary
+Highest: head **{best}** ({ind[best_score]:.3f}; attending evenly would give {ind_uniform:.3f}).
+{ind_verdict} With tokens drawn from the whole vocabulary
 (most never seen in training) the losses are {ind_full[loss_first]:.2f} and
 {ind_full[loss_second]:.2f}, best head {best_full} ({ind_full[best_score]:.2f}).
 
