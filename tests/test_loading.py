@@ -127,8 +127,11 @@ def test_bundled_model_loads_and_matches_transformers():
     if not (gpt2lib.loading.BUNDLED_DIR / "model.safetensors").is_file():
         pytest.skip(f"{BUNDLED_MODEL} is not in gpt2lib/data yet")
     model = from_pretrained(BUNDLED_MODEL)
-    ids = torch.randint(0, model.config.n_vocab, (1, 32))
-    assert check.check_logits(model, ids)
+    ids = torch.randint(0, model.config.n_vocab, (1, 32), generator=torch.Generator().manual_seed(0))
+    # trained logits reach |20| or more, where float32 rounding in a different summation
+    # order alone gives ~1e-5; the tiny random models above are held to 1e-5
+    result = check.check_logits(model, ids, atol=1e-4)
+    assert result, result
 
 
 # --- bad input: each a clear message ----------------------------------------

@@ -295,6 +295,24 @@ def test_untrusted_fallback_and_repr(model, tok):
     assert "Attention · layer 0 · head 0" in all_views(model, tok)[0].html()
 
 
+def test_fallback_html_is_well_formed(model, tok):
+    """A quote inside a style attribute ends the attribute early; browsers shrug, but
+    JupyterLab's sanitizer of untrusted outputs can stall on the result."""
+    from html.parser import HTMLParser
+
+    class Attributes(HTMLParser):
+        names: set = set()
+
+        def handle_starttag(self, tag, attrs):
+            self.names.update(name for name, _ in attrs)
+
+    for view in all_views(model, tok):
+        parser = Attributes()
+        parser.names = set()
+        parser.feed(view.fallback)
+        assert parser.names <= {"style", "title"}, f"{view.kind}: unexpected attributes {parser.names}"
+
+
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
 def test_javascript_parses(tmp_path):
     for kind in ["attention", "tokens", "embedding", "sampling"]:

@@ -10,7 +10,7 @@ import torch
 
 from .render import BLUES, MASKED, RDBU, esc, ink_on, ramp
 
-MONO = 'font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono",monospace;'
+MONO = "font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,'DejaVu Sans Mono',monospace;"
 TITLE = "font-weight:600;font-size:15px;margin-bottom:4px;"
 TOKEN_COLOURS = ["#fde68a", "#bbf7d0", "#bfdbfe", "#fecaca", "#ddd6fe", "#a5f3fc", "#fbcfe8"]
 
@@ -25,14 +25,13 @@ def attention_frame(result) -> str:
     for i in range(T):
         cells = "".join(
             f'<td style="background-color:{ramp(BLUES, float(w[i, j]))};padding:0"></td>' if j <= i
-            else "<td></td>" for j in range(T))
+            else f'<td style="background-color:{MASKED};padding:0"></td>' for j in range(T))
         rows.append(f'<tr style="height:{cell}px"><td style="{MONO}font-size:10px;text-align:right;'
                     f'padding:0 4px;white-space:pre;background-color:#ffffff">{esc(result.labels[i][:12])}'
                     f"</td>{cells}</tr>")
     cut = (f" (the first {T} of {result.total_tokens} tokens)" if result.truncated else "")
     return (f'<div style="{TITLE}">Attention · layer 0 · head 0{cut}</div>'
-            f'<table style="border-collapse:collapse;table-layout:fixed;background-color:{MASKED};'
-            f'border:0">{cols}{"".join(rows)}</table>'
+            f'<table style="border-collapse:collapse;table-layout:fixed;border:0">{cols}{"".join(rows)}</table>'
             '<div style="font-size:12px;color:#5a5a5a">Rows: the token looking; columns: the tokens '
             "it looks at, in the same order. Darker blue = more attention; grey = later tokens, masked.</div>")
 

@@ -14,7 +14,11 @@ G2V.attention = function (app, d) {
   var layerSel = G2V.select("Layer", L, 0, function (v) { choose(v, state.head); }, "layer");
   var headSel = G2V.select("Head", H, 0, function (v) { choose(state.layer, v); }, "head");
   var sqrtBox = G2V.el("input", {type: "checkbox", "data-role": "sqrt"});
-  sqrtBox.addEventListener("change", function () { state.sqrt = sqrtBox.checked; redraw(); });
+  sqrtBox.addEventListener("change", function () {
+    state.sqrt = sqrtBox.checked;
+    legend.querySelector(".g2v-scale").textContent = state.sqrt ? " (square-root scale)" : "";
+    redraw();
+  });
   var controls = G2V.el("div", {"class": "g2v-controls"}, [layerSel[0], headSel[0],
     G2V.el("label", {"class": "g2v-label", title: "colour by the square root of the weight"},
       [sqrtBox, " boost small weights"])]);
@@ -156,7 +160,8 @@ G2V.attention = function (app, d) {
     G2V.el("div", {"class": "g2v-panel-title",
       text: "Where a token looks: hover a token, click to keep it. Darker = more attention."}),
     text, top]));
-  app.appendChild(G2V.legend(root.id));
+  var legend = G2V.legend();
+  app.appendChild(legend);
 
   function setQuery(i, pin) {
     if (pin) state.pinned = i;
@@ -212,10 +217,10 @@ G2V.attention = function (app, d) {
 };
 
 /* Colour bar 0..1 and the masked swatch. */
-G2V.legend = function (id) {
+G2V.legend = function () {
   var bar = G2V.el("span", {"class": "g2v-bar", style: {background:
     "linear-gradient(to right," + G2V.BLUES.join(",") + ")"}});
   return G2V.el("div", {"class": "g2v-legend"}, [
-    "weight 0 ", bar, " 1", G2V.el("span", {"class": "g2v-swatch", style: {background: G2V.MASKED}}),
+    "weight 0 ", bar, " 1", G2V.el("span", {"class": "g2v-scale"}), G2V.el("span", {"class": "g2v-swatch", style: {background: G2V.MASKED}}),
     "masked (a later token)"]);
 };

@@ -99,7 +99,7 @@ G2V.sampling = function (app, d) {
       row.ghost.style.width = (100 * base.probs[i] / scale).toFixed(2) + "%";
       row.fill.style.width = (100 * r.probs[i] / scale).toFixed(2) + "%";
       row.num.textContent = G2V.pct(r.probs[i]);
-      row.name.parentNode && row.name.classList.toggle("g2v-dropped", r.probs[i] === 0);
+      row.name.classList.toggle("g2v-dropped", r.probs[i] === 0);
       row.num.classList.toggle("g2v-dropped", r.probs[i] === 0);
       row.num.setAttribute("data-p", r.probs[i].toPrecision(6));
     });
