@@ -67,6 +67,7 @@ def hf_gpt2(model: GPT):
         raise RuntimeError(f"weights did not transfer: missing {missing}, unexpected {unexpected}")
     hf.generation_config.eos_token_id = fields["eos_token_id"]
     hf.generation_config.pad_token_id = fields["eos_token_id"]
+    hf.loss_type = "ForCausalLM"  # the loss GPT2LMHeadModel computes from labels=; named to avoid a warning
     return hf.eval()
 
 

@@ -24,7 +24,7 @@ def execute(path: Path) -> float:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     client = NotebookClient(
-        nb, timeout=TIMEOUT_PER_CELL, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        nb, timeout=TIMEOUT_PER_CELL, kernel_name="python3", record_timing=False, resources={"metadata": {"path": str(path.parent)}}
     )
     start = time.perf_counter()
     client.execute()
