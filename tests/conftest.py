@@ -61,3 +61,26 @@ def hf(model):
     from gpt2lib.check import hf_gpt2
 
     return hf_gpt2(model)
+
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium, headless, driven by Playwright: one instance for the whole test session
+    (Playwright's sync API allows only one running instance per thread)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(
+            f"{CHROMIUM} not found: the browser tests need Debian's chromium. Install it with "
+            "`apt-get update && apt-get install -y chromium` (or set CHROMIUM to a Chromium binary)."
+        )
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
+    playwright.stop()

@@ -32,16 +32,6 @@ BUILD = ROOT / "_build"
 HTML = BUILD / "html"
 STAMP = BUILD / ".book-built"
 SCREENSHOTS = BUILD / "screenshots"
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 # What the built site is made from: when any of these is newer than the last build, rebuild.
 SOURCES = ["_config.yml", "_toc.yml", "book", "notebooks", "scripts/build_book.sh"]
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
@@ -120,23 +110,6 @@ def server(site: Path):
     yield f"http://127.0.0.1:{httpd.server_port}/"
     httpd.shutdown()
     httpd.server_close()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """Debian's chromium, headless, driven by Playwright."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} not found: the browser test needs Debian's chromium. Install it with "
-            "`apt-get update && apt-get install -y chromium` (or set CHROMIUM to a Chromium binary)."
-        )
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-    yield chromium
-    chromium.close()
-    playwright.stop()
 
 
 @dataclass

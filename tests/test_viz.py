@@ -26,7 +26,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TOKENIZER_FILES = Path(gpt2lib.__file__).parent / "data" / "gpt2-tokenizer" / "vocab.json"
 TEXT = "The cat sat on the mat.\nThe dog sat on the log, and the cat looked at the dog."
 NODE = shutil.which("node")
-CHROMIUM = shutil.which("chromium")
 
 
 @pytest.fixture(scope="module")
@@ -336,19 +335,6 @@ def test_live_views_recompute(model, tok):
 
 
 # ---- in a browser: the views respond to the reader ----
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    with sync_api.sync_playwright() as p:
-        args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run"]
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
-        yield browser
-        browser.close()
-
 
 def open_view(browser, view, tmp_path):
     """Load the view as a standalone page; fail on any script error or network request."""
