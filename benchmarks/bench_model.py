@@ -25,6 +25,9 @@ import torch  # noqa: E402
 
 import gpt2lib  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from machine import cpu_name  # noqa: E402
+
 RSS_SCRIPT = """
 import sys
 import torch, safetensors, {module}
@@ -63,11 +66,6 @@ def peak_rss(library: str, directory: Path, threads: int) -> tuple[float, float]
     return peak - base, peak
 
 
-def cpu_name() -> str:
-    for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def main():

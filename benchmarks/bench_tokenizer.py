@@ -26,6 +26,9 @@ from pathlib import Path  # noqa: E402
 
 from gpt2lib.tokenizer import GPT2_DIR, Tokenizer, hf_tokenizer, tiktoken_encoding, train_bpe  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from machine import cpu_name  # noqa: E402
+
 
 def stdlib_docstrings(n_chars: int) -> str:
     """The first n_chars characters of the standard library's docstrings."""
@@ -58,14 +61,6 @@ def best_time(fn, repeat: int):
     return min(times), result
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import GPTConfig
 from .generate import generate
 from .loading import hf_config, hf_state_dict
 from .model import GPT
@@ -155,8 +154,3 @@ def check_greedy(model: GPT, ids, n: int = 30, hf=None) -> CheckResult:
     if len(ours) != len(theirs):
         return CheckResult(what + f", lengths {len(ours)} vs {len(theirs)}", math.inf, 0, False)
     return compare(what, ours, theirs, atol=0)
-
-
-def tiny_config(**changes) -> GPTConfig:
-    """A small GPT-2 that runs in milliseconds, for checks and exercises."""
-    return GPTConfig(n_vocab=96, n_ctx=64, n_embd=48, n_layer=3, n_head=3).replace(**changes)

@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from shakespeare_data import load_tokens, prepare  # noqa: E402
+from machine import cpu_name  # noqa: E402
 
 import gpt2lib  # noqa: E402
 from gpt2lib.train import TrainConfig, config_dict, train  # noqa: E402
@@ -68,14 +69,6 @@ def run_training(work: Path, train_config: TrainConfig) -> None:
     (work / "training_log.json").write_text(json.dumps(log, indent=1))
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def export(work: Path) -> None:
