@@ -19,6 +19,20 @@ ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_PER_CELL = 300
 
 
+def merge_streams(outputs: list) -> list:
+    """One output per run of consecutive prints: the kernel splits a cell's stdout by timing,
+    and the book would show each piece in its own box."""
+    merged = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (output.output_type == "stream" and previous is not None and previous.output_type == "stream"
+                and previous.name == output.name):
+            previous.text += output.text
+        else:
+            merged.append(output)
+    return merged
+
+
 def execute(path: Path) -> float:
     nb = nbformat.read(path, as_version=4)
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -29,6 +43,9 @@ def execute(path: Path) -> float:
     start = time.perf_counter()
     client.execute()
     elapsed = time.perf_counter() - start
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = merge_streams(cell.outputs)
     nbformat.write(nb, path)  # widget state is stored in the metadata, for the static book
     return elapsed
 
