@@ -390,7 +390,8 @@ def load_checkpoint(directory, model: nn.Module, optimizer, generator: torch.Gen
         if not isinstance(state, dict) or state.get("format") != 1:
             raise ValueError("not a gpt2lib training checkpoint")
     except Exception as error:  # torch raises many kinds for a damaged zip or pickle
-        raise ValueError(f"{path} cannot be resumed from ({error}): {fix}") from error
+        raise ValueError(f"{path} cannot be resumed from: it is damaged or not a gpt2lib training checkpoint "
+                         f"({type(error).__name__}; see the chained error): {fix}") from error
     wanted = {"train_config": config_dict(config), "model_config": asdict(model.config)}
     for key, expected in wanted.items():
         saved = state[key]

@@ -3,6 +3,7 @@
     python scripts/train_shakespeare.py                # everything: about 85 min on 2 free CPU cores;
                                                        # stopped, it resumes from --work/run
     python scripts/train_shakespeare.py --card-only    # re-measure the shipped model, rewrite the card
+    torchrun --nproc_per_node 8 scripts/train_shakespeare.py   # the same run on 8 processes (GPUs: nccl)
 
 Stages: scripts/shakespeare_data.py downloads the corpus and tokenizes it into
 --work; gpt2lib.train trains the model (seeded; same machine kind and thread count
@@ -30,7 +31,7 @@ from shakespeare_data import load_tokens, prepare  # noqa: E402
 from machine import cpu_name  # noqa: E402
 
 import gpt2lib  # noqa: E402
-from gpt2lib.train import TrainConfig, config_dict, train  # noqa: E402
+from gpt2lib.train import TrainConfig, config_dict, init_distributed, train  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL_DIR = REPO / "gpt2lib" / "data" / "gpt2-shakespeare"
@@ -63,8 +64,9 @@ class HeadProbe:
     def __call__(self, record: dict, model) -> None:
         from gpt2lib.interpret import induction, previous_token_scores
 
-        prev = previous_token_scores(model, self.windows)  # [L, nh]
-        ind = induction(model, self.repeated, 50)
+        device = next(model.parameters()).device
+        prev = previous_token_scores(model, self.windows.to(device))  # [L, nh]
+        ind = induction(model, self.repeated.to(device), 50)
         self.records = [r for r in self.records if r["step"] < record["step"]]
         self.records.append({"step": record["step"], "tokens": record["tokens"], "val_loss": record["val_loss"],
                              "prev_best": prev.max().item(), "induction_best": ind.best_score,
@@ -83,13 +85,22 @@ def run_training(work: Path, train_config: TrainConfig) -> None:
     """Train, resuming from work/run if a checkpoint is there; write checkpoint.safetensors and training_log.json."""
     from safetensors.torch import save_file
 
-    summary = prepare(work)
-    (work / "data_summary.json").write_text(json.dumps(summary, indent=1))
+    rank, world = init_distributed()  # (0, 1) unless started by torchrun
+    if rank == 0:
+        summary = prepare(work)
+        (work / "data_summary.json").write_text(json.dumps(summary, indent=1))
+    if world > 1:
+        torch.distributed.barrier()  # the other processes wait for the data
+        summary = json.loads((work / "data_summary.json").read_text())
     train_data, val_data = load_tokens(work, "train"), load_tokens(work, "val")
     torch.manual_seed(train_config.seed)
-    model = gpt2lib.GPT(MODEL_CONFIG)
+    device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
+    model = gpt2lib.GPT(MODEL_CONFIG).to(device)
     probe = HeadProbe(work, val_data, frequent_tokens(train_data))
     history = train(model, train_data, val_data, train_config, callback=probe, checkpoint_dir=work / "run")
+    if rank != 0:
+        return
+    model.cpu()
     state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
     save_file(state, str(work / "checkpoint.safetensors"), metadata={"step": str(history.records[-1]["step"])})
     log = {
@@ -135,6 +146,8 @@ def main():
     if not args.card_only:
         if not args.skip_train:
             run_training(args.work, dataclasses.replace(TRAIN_CONFIG, steps=args.steps))
+            if init_distributed()[0] != 0:
+                return  # one process writes the model and the card
         export(args.work)
     from shakespeare_card import write_card
 

@@ -60,3 +60,60 @@ def test_induction_matches_a_loop():
     assert result.best_score == pytest.approx(result.scores.max().item())
     with pytest.raises(ValueError, match="1 \\+ 2n"):
         induction(model, ids[:, :-1], n)
+
+
+class HandBuilt:
+    """Stands in for a model whose attention patterns and logits are given: the right scores are known."""
+
+    def __init__(self, attentions, logits):
+        self.attentions, self.logits = attentions, logits
+
+    def trace(self, ids):
+        from gpt2lib.model import Trace
+
+        return Trace(logits=self.logits, residual=[], attentions=self.attentions)
+
+
+def pattern(T: int, rows) -> torch.Tensor:
+    """[T, T] attention with all of query t's weight on key rows(t)."""
+    a = torch.zeros(T, T)
+    for t in range(T):
+        a[t, rows(t)] = 1.0
+    return a
+
+
+def uniform_causal(T: int) -> torch.Tensor:
+    return torch.tril(torch.ones(T, T)) / torch.arange(1, T + 1)[:, None]
+
+
+def test_previous_token_scores_on_known_patterns():
+    T = 10
+    previous = pattern(T, lambda t: max(t - 1, 0))
+    itself = pattern(T, lambda t: t)
+    first = pattern(T, lambda t: 0)
+    heads = torch.stack([previous, itself, first, uniform_causal(T)])[None]  # [1, 4, T, T]
+    model = HandBuilt([heads, heads.flip(1)], torch.zeros(1, T, 5))
+    scores = previous_token_scores(model, torch.zeros(1, T, dtype=torch.long))
+    # the first-token head looks one back only at t = 1; the uniform head gives 1 / (t + 1) at t
+    uniform = sum(1 / (t + 1) for t in range(1, T)) / (T - 1)
+    expected = torch.tensor([[1.0, 0.0, 1 / (T - 1), uniform], [uniform, 1 / (T - 1), 0.0, 1.0]])
+    assert torch.allclose(scores, expected, atol=1e-6), scores
+
+
+def test_induction_on_a_known_induction_head():
+    n, V = 6, 20
+    ids = repeated_random_tokens(n, seed=1, pool=torch.arange(V), prefix=0)  # [1, 13]
+    T = 1 + 2 * n
+    # head 0: from the second repeat, attend to the token after the earlier occurrence; head 1: previous token
+    induction_head = pattern(T, lambda t: t - n + 1 if t > n else t)
+    heads = torch.stack([induction_head, pattern(T, lambda t: max(t - 1, 0))])[None]  # [1, 2, T, T]
+    # logits that copy: after position t >= n + 1, the next token is certain; elsewhere uniform
+    logits = torch.zeros(1, T, V)
+    for t in range(n + 1, T - 1):
+        logits[0, t, ids[0, t + 1]] = 100.0
+    result = induction(HandBuilt([heads], logits), ids, n)
+    assert result.loss_first == pytest.approx(torch.log(torch.tensor(float(V))).item(), abs=1e-5)
+    assert result.loss_second == pytest.approx(0.0, abs=1e-5)
+    assert result.best == (0, 0) and result.best_score == pytest.approx(1.0)
+    # the previous-token head looks at p - 1, never at p - n + 1 (n > 2)
+    assert result.scores[0, 1] == pytest.approx(0.0)
