@@ -76,17 +76,17 @@ def test_attention_page_data_is_the_lower_triangle_row_by_row(model, tok):
     """The JavaScript reads weight (i, j) at w[l][h][i(i+1)/2 + j]; a transposed layout would pass any sum check."""
     view = viz.attention_view(model, tok, TEXT)
     data, weights = embedded(view), view.result.weights
-    T = data["T"]
+    T, scale = data["T"], data["scale"]
     for l in range(data["n_layer"]):
         for h in range(data["n_head"]):
             flat = data["w"][l][h]
             assert len(flat) == T * (T + 1) // 2
             for i in range(T):
                 for j in range(i + 1):
-                    expected = round(float(weights[l, h, i, j]) * 1000)
+                    expected = round(float(weights[l, h, i, j]) * scale)
                     assert abs(flat[i * (i + 1) // 2 + j] - expected) <= 1, (
                         f"layer {l} head {h}: page has {flat[i * (i + 1) // 2 + j]} at ({i}, {j}), "
-                        f"weights say {expected} (thousandths)")
+                        f"weights say {expected} (units of 1/{scale})")
 
 
 def test_attention_cap_keeps_the_first_tokens_and_says_so(model, tok):
@@ -99,6 +99,116 @@ def test_attention_cap_keeps_the_first_tokens_and_says_so(model, tok):
         assert diff < 1e-6, f"layer {l}: capped weights differ from the full text's by {diff}"
     assert embedded(view)["total"] == len(ids)
     assert f"the first 8 of {len(ids)} tokens" in view.html()
+
+
+def causal_uniform(L: int, nh: int, T: int) -> torch.Tensor:
+    """[L, nh, T, T]: every head spreads each row evenly over the tokens it can see."""
+    mask = torch.tril(torch.ones(T, T))
+    return (mask / mask.sum(-1, keepdim=True)).expand(L, nh, T, T).clone()
+
+
+def one_hot_rows(T: int, key) -> torch.Tensor:
+    """[T, T]: row i puts all its weight on key(i) (which must be <= i)."""
+    w = torch.zeros(T, T)
+    for i in range(T):
+        w[i, key(i)] = 1.0
+    return w
+
+
+def test_default_head_prefers_induction_then_previous_token_then_focus():
+    ids = [5, 6, 7, 8, 5, 6, 7, 8]  # repeats: token 5 at 4 saw 5 at 0, then 6 at 1
+    T = len(ids)
+    weights = causal_uniform(3, 4, T)
+    weights[0, 0] = one_hot_rows(T, lambda i: 0)  # an attention sink: sharp, but on the first token
+    weights[1, 3] = one_hot_rows(T, lambda i: max(i - 1, 0))  # previous token
+    weights[2, 1] = one_hot_rows(T, lambda i: i - 3 if i >= 4 else max(i - 1, 0))  # induction in the repeat
+    scores = viz.heads.head_scores(weights, ids)
+    assert float(scores.previous[1, 3]) == 1.0 and float(scores.sink[0, 0]) == 1.0
+    assert abs(float(scores.induction[2, 1]) - 1.0) < 1e-6, f"induction score {scores.induction[2, 1]}, not 1"
+    choice = viz.heads.choose_head(scores)
+    assert (choice.layer, choice.head) == (2, 1) and "induction" in choice.reason, choice
+    assert viz.heads.head_scores(weights, list(range(T))).induction is None, "no repeat, no induction score"
+    choice = viz.heads.choose_head(viz.heads.head_scores(weights, list(range(T))))
+    assert (choice.layer, choice.head) == (1, 3) and "previous-token" in choice.reason, choice
+    weights[1, 3] = causal_uniform(1, 1, T)[0, 0]
+    weights[2, 1] = causal_uniform(1, 1, T)[0, 0]
+    weights[1, 2] = one_hot_rows(T, lambda i: min(i, 2))  # sharp on token 2, not the first token
+    choice = viz.heads.choose_head(viz.heads.head_scores(weights, list(range(T))))
+    assert (choice.layer, choice.head) == (1, 2) and "focused" in choice.reason, (
+        f"{choice}: a sink on the first token must not win as the most informative head")
+
+
+def test_default_head_respects_a_given_layer_or_head():
+    T = 6
+    weights = causal_uniform(2, 3, T)
+    weights[1, 2] = one_hot_rows(T, lambda i: max(i - 1, 0))
+    weights[0, 1] = 0.5 * one_hot_rows(T, lambda i: max(i - 1, 0)) + 0.5 * causal_uniform(1, 1, T)[0, 0]
+    scores = viz.heads.head_scores(weights, list(range(T)))
+    assert (viz.heads.choose_head(scores, layer=0).layer, viz.heads.choose_head(scores, layer=0).head) == (0, 1)
+    assert viz.heads.choose_head(scores, head=2).layer == 1
+    assert viz.heads.choose_head(scores, layer=0, head=0).reason == "chosen"
+    with pytest.raises(ValueError, match="layer=2 is out of range"):
+        viz.heads.choose_head(scores, layer=2)
+
+
+def test_previous_token_scores_match_interpret(model, tok):
+    from gpt2lib.interpret import previous_token_scores
+
+    ids = tok.encode(TEXT)
+    result = viz.attention_data(model, tok, ids)
+    ours = viz.heads.head_scores(result.weights, result.ids).previous
+    ref = previous_token_scores(model, torch.tensor([ids]))
+    assert torch.allclose(ours, ref, atol=1e-6), f"max difference {(ours - ref).abs().max():.2e}"
+
+
+def test_attention_view_opens_on_the_chosen_head(model, tok):
+    view = viz.attention_view(model, tok, TEXT)
+    data = embedded(view)
+    scores = viz.heads.head_scores(view.result.weights, view.result.ids)
+    choice = viz.heads.choose_head(scores)
+    assert data["start"] == [choice.layer, choice.head] and data["reason"] == choice.reason
+    assert set(data["heads"]) >= {"previous", "sink", "focus"}
+    explicit = viz.attention_view(model, tok, TEXT, layer=1, head=0)
+    assert embedded(explicit)["start"] == [1, 0] and "Attention · layer 1 · head 0" in explicit.fallback
+    with pytest.raises(ValueError, match="head=3 is out of range"):
+        viz.attention_view(model, tok, TEXT, head=3)
+
+
+def run_js(files: list[str], body: str, payload) -> object:
+    """Run the shipped JavaScript files, then body (which reads `input` and sets `out`), under node."""
+    script = "\n".join(asset(f) for f in files) + """
+const input = JSON.parse(require("fs").readFileSync(0, "utf8"));
+let out;
+""" + body + "\nprocess.stdout.write(JSON.stringify(out));"
+    done = subprocess.run([NODE, "-e", script], input=json.dumps(payload), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_attention_weights_show_correctly_rounded(model, tok):
+    """The page rounds the stored integers; what it shows must be the weight itself rounded.
+    Thousandths failed this: 0.5951 was stored as 595 and shown as 0.59."""
+    view = viz.attention_view(model, tok, TEXT)
+    data = embedded(view)
+    scale, T = data["scale"], data["T"]
+    rows = torch.tril_indices(T, T)
+    true = view.result.weights.double()[:, :, rows[0], rows[1]].flatten()  # [L * nh * T(T+1)/2]
+    units = [u for layer in data["w"] for head in layer for u in head]
+    shown = run_js(["common.js"], "out = [2, 3].map(d => input.units.map(u => G2V.fixedFromUnits(u, input.scale, d)));",
+                   {"units": units + [59510, 59499], "scale": scale})
+    assert shown[0][-2:] == ["0.60", "0.59"], f"0.59510 and 0.59499 show as {shown[0][-2:]}"
+    for digits, texts in zip([2, 3], shown):
+        for w, text in zip(true.tolist(), texts):
+            tie = abs(w * 10**digits % 1 - 0.5) < 2 * 10**digits / scale  # too close to call at this precision
+            assert tie or text == f"{w:.{digits}f}", f"weight {w!r} shows as {text} with {digits} decimals"
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_masked_future_is_a_staircase():
+    """Cells j > i, one step per row: no diagonal edge through cells, nothing past the last row."""
+    path = run_js(["common.js", "attention.js"], "out = G2V.maskPath(input.T, input.cell);", {"T": 3, "cell": 10})
+    assert path == "M10,0 H30 V20 H20 V10 H10 V0 Z", path
 
 
 def test_token_labels_make_whitespace_visible(tok):
@@ -291,7 +401,9 @@ def test_untrusted_fallback_and_repr(model, tok):
         frame = html.split('<div class="g2v-fallback">', 1)[1].split("<script", 1)[0]
         assert "background-color" in frame and "class=" not in frame, f"{view.kind}: fallback needs inline styles"
         assert repr(view).startswith(f"<gpt2lib.viz {view.kind} view: ")
-    assert "Attention · layer 0 · head 0" in all_views(model, tok)[0].html()
+    attention = all_views(model, tok)[0]
+    layer, head = embedded(attention)["start"]
+    assert f"Attention · layer {layer} · head {head}" in attention.html(), "the first frame shows the head the view opens on"
 
 
 def test_fallback_html_is_well_formed(model, tok):
@@ -336,10 +448,10 @@ def test_live_views_recompute(model, tok):
 
 # ---- in a browser: the views respond to the reader ----
 
-def open_view(browser, view, tmp_path):
+def open_view(browser, view, tmp_path, width: int = 900):
     """Load the view as a standalone page; fail on any script error or network request."""
     path = view.save(tmp_path / f"{view.kind}.html")
-    page = browser.new_page(viewport={"width": 900, "height": 1000})
+    page = browser.new_page(viewport={"width": width, "height": 1000})
     problems = []
     page.on("pageerror", lambda err: problems.append(f"script error: {err}"))
     page.on("request", lambda r: problems.append(f"request: {r.url}") if not r.url.startswith("file:") else None)
@@ -374,10 +486,63 @@ def test_attention_view_in_browser(browser, model, tok, tmp_path):
     cell = heat["width"]
     page.mouse.move(heat["x"] + (j + 0.5) * cell, heat["y"] + (i + 0.5) * cell)
     readout = root.locator("[data-role=cell]").inner_text()
-    w = data["w"][1][1][i * (i + 1) // 2 + j] / 1000
+    w = data["w"][1][1][i * (i + 1) // 2 + j] / data["scale"]
     assert readout.endswith(f"weight {w:.3f}"), f"hovering cell ({i}, {j}) shows {readout!r}, expected weight {w:.3f}"
     assert box["width"] > T * 10 and not problems, problems
     page.screenshot(path=str(tmp_path / "attention.png"), full_page=True)
+
+
+def assert_nothing_clipped(page, root, what: str):
+    """The view fits its card: nothing scrolls sideways and no child sticks out of it."""
+    widths = root.evaluate("r => [r.scrollWidth, r.clientWidth]")
+    assert widths[0] <= widths[1], f"{what}: the view is {widths[0]} px wide in a {widths[1]} px card"
+    out = root.evaluate("""r => { const box = r.getBoundingClientRect(); return Array.from(r.querySelectorAll('*'))
+      .filter(e => { const b = e.getBoundingClientRect(); return b.width > 0 && (b.right > box.right + 0.5 || b.left < box.left - 0.5); })
+      .map(e => e.tagName + '.' + (e.getAttribute('class') || '') + ' ' + (e.getAttribute('data-role') || '')); }""")
+    assert not out, f"{what}: these stick out of the card: {out[:5]}"
+
+
+@pytest.mark.slow
+def test_attention_view_by_keyboard_and_on_a_phone(browser, model, tok, tmp_path):
+    view = viz.attention_view(model, tok, TEXT)
+    data = embedded(view)
+    page, root, problems = open_view(browser, view, tmp_path)
+    layer, head = data["start"]
+    assert (root.get_attribute("data-layer"), root.get_attribute("data-head")) == (str(layer), str(head))
+    heat, grid = root.locator("svg.g2v-heat").bounding_box(), root.locator("[data-role=grid]").bounding_box()
+    assert grid["x"] >= heat["x"] + heat["width"] and grid["y"] < heat["y"] + heat["height"], (
+        f"at 900 px the head grid {grid} should sit beside the heatmap {heat}")
+    root.locator("svg.g2v-heat").focus()
+    start = root.get_attribute("data-cell")
+    assert start is not None and page.evaluate("document.activeElement.matches('svg.g2v-heat')")
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("Home")
+    i = int(start.split(",")[0]) - 1
+    assert root.get_attribute("data-cell") == f"{i},0"
+    readout = lambda: root.locator("[data-role=cell]").inner_text()  # noqa: E731
+    before = readout()
+    assert before.startswith(f"Layer {layer} head {head}:"), before
+    root.locator("select[data-role=head]").select_option(str((head + 1) % data["n_head"]))
+    after = readout()
+    assert after.startswith(f"Layer {layer} head {(head + 1) % data['n_head']}:"), (
+        f"after changing head the readout still says {after!r}: stale")
+    root.locator(".g2v-tok[data-index='3']").focus()
+    assert root.get_attribute("data-query") == "3"
+    page.keyboard.press("ArrowRight")
+    assert root.get_attribute("data-query") == "4"
+    assert root.locator("[data-role=cell]").inner_text().startswith("Hover a cell"), "leaving the heatmap clears its readout"
+    thumb = root.locator("canvas.g2v-thumb[aria-checked=true]")
+    thumb.focus()
+    page.keyboard.press("ArrowDown" if int(root.get_attribute("data-layer")) == 0 else "ArrowUp")
+    assert root.get_attribute("data-layer") != str(layer), "arrow keys in the head grid choose another layer"
+    assert page.evaluate("document.activeElement.getAttribute('aria-checked')") == "true"
+    root.locator("button.g2v-headchip").first.press("Enter")
+    assert not problems, problems
+    page.screenshot(path=str(tmp_path / "attention-900.png"), full_page=True)
+    phone, root, more = open_view(browser, view, tmp_path, width=390)
+    assert_nothing_clipped(phone, root, "attention view at 390 px")
+    assert not more, more
+    phone.screenshot(path=str(tmp_path / "attention-390.png"), full_page=True)
 
 
 @pytest.mark.slow

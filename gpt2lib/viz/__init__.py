@@ -11,6 +11,8 @@ ipywidgets controls that recompute it from a text box (JupyterLab with a kernel)
 
 from .data import (AttentionData, EmbeddingData, SamplingData, TokenData, attention_data,
                    embedding_data, nearest_neighbours, pca_2d, sampling_data, token_data)
+from . import heads
+from .heads import HeadScores, choose_head, head_scores
 from .labels import token_label, visible
 from .live import live_attention, live_embedding, live_sampling, live_tokens
 from .render import View

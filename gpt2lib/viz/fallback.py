@@ -2,7 +2,7 @@
 
 Jupyter strips scripts from the outputs of a notebook it does not trust (one just
 cloned, say), and only inline styles survive its sanitizer, so these frames are
-plain tables and spans styled inline: layer 0 / head 0, the similarity matrix,
+plain tables and spans styled inline: the head the view opens on, the similarity matrix,
 the distribution at temperature 1. The interactive view replaces them when it runs.
 """
 
@@ -15,9 +15,9 @@ TITLE = "font-weight:600;font-size:15px;margin-bottom:4px;"
 TOKEN_COLOURS = ["#fde68a", "#bbf7d0", "#bfdbfe", "#fecaca", "#ddd6fe", "#a5f3fc", "#fbcfe8"]
 
 
-def attention_frame(result) -> str:
-    """Layer 0, head 0 as a table of coloured cells, rows labelled by token."""
-    w = result.weights[0, 0]  # [T, T]
+def attention_frame(result, layer: int = 0, head: int = 0) -> str:
+    """One head as a table of coloured cells, rows labelled by token."""
+    w = result.weights[layer, head]  # [T, T]
     T = w.size(0)
     cell = max(6, min(24, 440 // T))
     cols = f'<col style="width:90px">' + f'<col style="width:{cell}px">' * T
@@ -30,7 +30,7 @@ def attention_frame(result) -> str:
                     f'padding:0 4px;white-space:pre;background-color:#ffffff">{esc(result.labels[i][:12])}'
                     f"</td>{cells}</tr>")
     cut = (f" (the first {T} of {result.total_tokens} tokens)" if result.truncated else "")
-    return (f'<div style="{TITLE}">Attention · layer 0 · head 0{cut}</div>'
+    return (f'<div style="{TITLE}">Attention · layer {layer} · head {head}{cut}</div>'
             f'<table style="border-collapse:collapse;table-layout:fixed;border:0">{cols}{"".join(rows)}</table>'
             '<div style="font-size:12px;color:#5a5a5a">Rows: the token looking; columns: the tokens '
             "it looks at, in the same order. Darker blue = more attention; grey = later tokens, masked.</div>")

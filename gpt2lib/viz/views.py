@@ -8,6 +8,7 @@ JavaScript in gpt2lib/viz/static/ draws it), and savable as a standalone page.
 import torch
 
 from . import data as vd
+from . import heads
 from .fallback import attention_frame, embedding_frame, sampling_frame, token_frame
 from .render import View
 
@@ -17,21 +18,38 @@ def rounded(x: torch.Tensor, digits: int = 3):
     return torch.round(x.double(), decimals=digits).tolist()
 
 
-def attention_view(model, tokenizer, text: str, *, max_tokens: int = 48) -> View:
+# Attention weights are stored as integers in units of 1/WEIGHT_SCALE: fine enough that
+# the page, rounding these integers to 2 or 3 decimals, shows what rounding the weight
+# itself would (thousandths would turn 0.5951 into 0.595 and then "0.59").
+WEIGHT_SCALE = 100_000
+
+
+def attention_view(model, tokenizer, text: str, *, max_tokens: int = 48,
+                   layer: int | None = None, head: int | None = None) -> View:
     """Attention weights of every layer and head for text (its first max_tokens tokens).
 
     Shows one head as a heatmap with layer and head selectors, every head as a
-    thumbnail (click to open), and the text coloured by where a hovered token looks.
-    Weights are embedded as thousandths, only the causal lower triangle.
+    thumbnail (click to open), the text coloured by where a chosen token looks, and
+    which heads look at the previous token, at an earlier copy's successor or at the
+    first token. It opens on layer/head when given; otherwise on an informative head
+    (gpt2lib.viz.heads.choose_head: induction, then previous-token, then the most
+    focused head; a given layer or head alone restricts the choice to it).
+    Weights are embedded as integers in units of 1/WEIGHT_SCALE, only the causal lower triangle.
     """
     result = vd.attention_data(model, tokenizer, tokenizer.encode(text), max_tokens=max_tokens)
     L, nh, T, _ = result.weights.shape
+    scores = heads.head_scores(result.weights, result.ids)
+    choice = heads.choose_head(scores, layer, head)
     rows = torch.tril_indices(T, T)  # [2, T(T+1)/2]: the entries j <= i, row by row
-    thousandths = torch.round(result.weights[:, :, rows[0], rows[1]] * 1000).to(torch.int32)  # [L, nh, T(T+1)/2]
+    units = torch.round(result.weights.double()[:, :, rows[0], rows[1]] * WEIGHT_SCALE).to(torch.int64)  # [L, nh, T(T+1)/2]
     data = {"labels": result.labels, "n_layer": L, "n_head": nh, "T": T,
-            "total": result.total_tokens, "w": thousandths.tolist()}
-    summary = f"{T} tokens" + (f" of {result.total_tokens}" if result.truncated else "") + f", {L} layers x {nh} heads"
-    return View("attention", data, attention_frame(result), summary, result)
+            "total": result.total_tokens, "w": units.tolist(), "scale": WEIGHT_SCALE,
+            "start": [choice.layer, choice.head], "reason": choice.reason,
+            "heads": heads.summary_lists(scores)}
+    summary = (f"{T} tokens" + (f" of {result.total_tokens}" if result.truncated else "")
+               + f", {L} layers x {nh} heads, opens on layer {choice.layer} head {choice.head}")
+    frame = attention_frame(result, choice.layer, choice.head)
+    return View("attention", data, frame, summary, result)
 
 
 def token_view(tokenizer, text: str) -> View:

@@ -1,18 +1,26 @@
 /* gpt2lib attention view: one head as a heatmap, every head as a thumbnail, and the
-   text coloured by where a chosen token looks (the "head view" of bertviz). */
+   text coloured by where a chosen token looks (the "head view" of bertviz).
+   Keyboard: Tab to the heatmap, then arrows move over the cells, Enter follows the
+   row's token; in the head grid, arrows move between heads; in the text, arrows
+   move between tokens. */
 G2V.attention = function (app, d) {
-  var T = d.T, L = d.n_layer, H = d.n_head;
-  var state = {layer: 0, head: 0, query: T - 1, pinned: T - 1, sqrt: false};
+  var T = d.T, L = d.n_layer, H = d.n_head, scale = d.scale || 1000;
+  var start = d.start || [0, 0];
+  var state = {layer: start[0], head: start[1], query: T - 1, pinned: T - 1, sqrt: false, cell: null};
   var root = app.parentNode;
 
-  function weight(l, h, i, j) { return j > i ? 0 : d.w[l][h][i * (i + 1) / 2 + j] / 1000; }
+  function units(l, h, i, j) { return j > i ? 0 : d.w[l][h][i * (i + 1) / 2 + j]; }
+  function weight(l, h, i, j) { return units(l, h, i, j) / scale; }
+  /* The weight rounded to `digits` decimals from its stored integer, so 0.59510 shows
+     as 0.60 (dividing first, then toFixed, would round a binary fraction). */
+  function wtext(l, h, i, j, digits) { return G2V.fixedFromUnits(units(l, h, i, j), scale, digits); }
   function shade(t) { return state.sqrt ? Math.sqrt(t) : t; }
   function lbl(i) { return d.labels[i]; }
 
   /* ---- header and controls ---- */
   var title = G2V.el("div", {"class": "g2v-title"});
-  var layerSel = G2V.select("Layer", L, 0, function (v) { choose(v, state.head); }, "layer");
-  var headSel = G2V.select("Head", H, 0, function (v) { choose(state.layer, v); }, "head");
+  var layerSel = G2V.select("Layer", L, state.layer, function (v) { choose(v, state.head); }, "layer");
+  var headSel = G2V.select("Head", H, state.head, function (v) { choose(state.layer, v); }, "head");
   var sqrtBox = G2V.el("input", {type: "checkbox", "data-role": "sqrt"});
   sqrtBox.addEventListener("change", function () {
     state.sqrt = sqrtBox.checked;
@@ -24,19 +32,24 @@ G2V.attention = function (app, d) {
       [sqrtBox, " boost small weights"])]);
   app.appendChild(G2V.el("div", {"class": "g2v-header"}, [title, controls]));
   var note = "Rows: the token doing the looking (query). Columns: the tokens it looks at (keys). " +
-    "Each row sums to 1; the grey triangle is the future, masked out.";
+    "Each row sums to 1; the hatched triangle is the future, masked out. Keyboard: Tab to the " +
+    "heatmap and use the arrow keys; Enter follows a row's token in the text below.";
   if (d.total > T) note += " Showing the first " + T + " of " + d.total + " tokens " +
     "(the weights of these tokens do not depend on the ones cut off: attention is causal).";
   app.appendChild(G2V.el("div", {"class": "g2v-note", "data-role": "note", text: note}));
+  var guide = G2V.el("div", {"class": "g2v-guide", "data-role": "head-summary"});
+  app.appendChild(guide);
 
   /* ---- heatmap ---- */
   var cell = Math.max(10, Math.min(30, Math.floor(440 / T)));
   var font = Math.max(9, Math.min(12, cell - 1));
   var maxChars = Math.min(12, Math.max.apply(null, d.labels.map(function (s) { return s.length; })));
   var pad = Math.ceil(maxChars * font * 0.62) + 26;  // room for labels and index
-  var size = cell * T;
-  var svg = G2V.svg("svg", {width: pad + size + 4, height: pad + size + 4, "class": "g2v-heat",
-    "data-role": "heatmap"});
+  var size = cell * T, W = pad + size + 4;
+  /* Drawn at its natural size where there is room, scaled down (viewBox) where there is not. */
+  var svg = G2V.svg("svg", {width: W, height: W, viewBox: "0 0 " + W + " " + W, "class": "g2v-heat",
+    "data-role": "heatmap", tabindex: 0, role: "application",
+    "aria-label": "Attention heatmap: arrow keys move between cells, Enter follows the row's token"});
   var defs = G2V.svg("defs", {});
   var pat = G2V.svg("pattern", {id: root.id + "-hatch", width: 6, height: 6,
     patternUnits: "userSpaceOnUse", patternTransform: "rotate(45)"});
@@ -45,11 +58,10 @@ G2V.attention = function (app, d) {
   defs.appendChild(pat); svg.appendChild(defs);
   var g = G2V.svg("g", {transform: "translate(" + pad + "," + pad + ")"});
   svg.appendChild(g);
-  var mask = "M" + cell + ",0";
-  for (var i = 0; i < T; i++) mask += " H" + size + " V" + (i + 1) * cell + " H" + (i + 2) * cell;
-  g.appendChild(G2V.svg("path", {d: mask + " Z", fill: "url(#" + root.id + "-hatch)"}));
+  if (T > 1) g.appendChild(G2V.svg("path", {d: G2V.maskPath(T, cell), fill: "url(#" + root.id + "-hatch)",
+    "data-role": "mask"}));
   var rects = [];
-  for (i = 0; i < T; i++) {
+  for (var i = 0; i < T; i++) {
     rects.push([]);
     for (var j = 0; j <= i; j++) {
       var r = G2V.svg("rect", {x: j * cell, y: i * cell, width: cell, height: cell});
@@ -69,44 +81,89 @@ G2V.attention = function (app, d) {
     g.appendChild(cl); colLabels.push(cl);
   }
   var focus = G2V.svg("rect", {width: cell, height: cell, fill: "none", stroke: "#e6550d",
-    "stroke-width": 2, visibility: "hidden"});
+    "stroke-width": 2, visibility: "hidden", "data-role": "cursor"});
   g.appendChild(focus);
-  var cellInfo = G2V.el("div", {"class": "g2v-readout", "data-role": "cell",
-    text: "Hover a cell for its weight; click a row to follow that token below."});
-  var heatPanel = G2V.el("div", {"class": "g2v-panel"}, [
-    G2V.el("div", {"class": "g2v-panel-title", "data-role": "heat-title"}), svg, cellInfo]);
+  var HINT = "Hover a cell (or Tab here and use the arrow keys) for its weight; click a row to follow that token below.";
+  var cellInfo = G2V.el("div", {"class": "g2v-readout", "data-role": "cell", "aria-live": "polite", text: HINT});
+  var heatTitle = G2V.el("div", {"class": "g2v-panel-title", "data-role": "heat-title"});
+  var heatPanel = G2V.el("div", {"class": "g2v-panel g2v-heat-panel", style: {maxWidth: W + "px"}},
+    [heatTitle, svg, cellInfo]);
 
   function cellAt(ev) {
-    var box = svg.getBoundingClientRect();
-    var j = Math.floor((ev.clientX - box.left - pad) / cell), i = Math.floor((ev.clientY - box.top - pad) / cell);
+    var box = svg.getBoundingClientRect(), k = box.width / W;
+    var j = Math.floor(((ev.clientX - box.left) / k - pad) / cell), i = Math.floor(((ev.clientY - box.top) / k - pad) / cell);
     return (i >= 0 && i < T && j >= 0 && j < T) ? [i, j] : null;
   }
   function markLabels(i, j) {
     rowLabels.forEach(function (t, k) { t.setAttribute("class", k === i ? "g2v-axis g2v-on" : "g2v-axis"); });
     colLabels.forEach(function (t, k) { t.setAttribute("class", k === j ? "g2v-axis g2v-on" : "g2v-axis"); });
   }
-  svg.addEventListener("mousemove", function (ev) {
-    var c = cellAt(ev);
-    if (!c) return;
+  /* Show state.cell (or nothing): the cursor, the labels and the readout, for the current head. */
+  function showCell() {
+    var c = state.cell;
+    if (!c) {
+      focus.setAttribute("visibility", "hidden"); markLabels(-1, -1);
+      cellInfo.textContent = HINT;
+      root.removeAttribute("data-cell");
+      return;
+    }
     var i = c[0], j = c[1];
     focus.setAttribute("x", j * cell); focus.setAttribute("y", i * cell);
     focus.setAttribute("visibility", "visible");
     markLabels(i, j);
+    root.setAttribute("data-cell", i + "," + j);
     cellInfo.textContent = j > i
       ? lbl(i) + " (" + i + ") cannot see " + lbl(j) + " (" + j + "): it comes later (masked, weight 0)"
-      : lbl(i) + " (" + i + ") \u2192 " + lbl(j) + " (" + j + "): weight " +
-        G2V.fmt(weight(state.layer, state.head, i, j));
-    setQuery(i, false);
+      : "Layer " + state.layer + " head " + state.head + ": " + lbl(i) + " (" + i + ") \u2192 " + lbl(j) +
+        " (" + j + "): weight " + wtext(state.layer, state.head, i, j, 3);
+  }
+  svg.addEventListener("mousemove", function (ev) {
+    var c = cellAt(ev);
+    if (!c) return;
+    state.cell = c; showCell();
+    setQuery(c[0], false);
   });
   svg.addEventListener("mouseleave", function () {
-    focus.setAttribute("visibility", "hidden"); markLabels(-1, -1); setQuery(state.pinned, false);
+    if (!keyboardFocus()) state.cell = null;
+    showCell(); setQuery(state.cell ? state.cell[0] : state.pinned, false);
   });
   svg.addEventListener("click", function (ev) { var c = cellAt(ev); if (c) setQuery(c[0], true); });
+  svg.addEventListener("focus", function () {
+    if (!state.cell) state.cell = [state.pinned, argmaxRow(state.pinned)];
+    showCell(); setQuery(state.cell[0], false);
+  });
+  svg.addEventListener("blur", function () { state.cell = null; showCell(); setQuery(state.pinned, false); });
+  svg.addEventListener("keydown", function (ev) {
+    var c = state.cell || [state.pinned, argmaxRow(state.pinned)], i = c[0], j = c[1];
+    var moves = {ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1],
+      PageUp: [-5, 0], PageDown: [5, 0]};
+    if (moves[ev.key]) {
+      i = Math.max(0, Math.min(T - 1, i + moves[ev.key][0]));
+      j = Math.max(0, Math.min(i, j + moves[ev.key][1]));
+    } else if (ev.key === "Home") j = 0;
+    else if (ev.key === "End") j = i;
+    else if (ev.key === "Enter" || ev.key === " ") { setQuery(i, true); ev.preventDefault(); return; }
+    else if (ev.key === "Escape") { svg.blur(); return; }
+    else return;
+    ev.preventDefault();
+    state.cell = [i, j]; showCell(); setQuery(i, false);
+  });
+  /* Focus reached by the keyboard keeps its cursor when the mouse leaves; a click's does not. */
+  function keyboardFocus() {
+    if (document.activeElement !== svg) return false;
+    try { return svg.matches(":focus-visible"); } catch (e) { return true; }
+  }
+  function argmaxRow(i) {
+    var best = 0;
+    for (var j = 1; j <= i; j++) if (units(state.layer, state.head, i, j) > units(state.layer, state.head, i, best)) best = j;
+    return best;
+  }
 
   /* ---- all heads as thumbnails ---- */
-  var thumb = Math.max(18, Math.min(48, Math.floor(250 / H)));
+  var thumb = Math.max(18, Math.min(44, Math.floor(250 / H)));
   var dpr = window.devicePixelRatio || 1;
-  var grid = G2V.el("div", {"class": "g2v-grid", "data-role": "grid",
+  var grid = G2V.el("div", {"class": "g2v-grid", "data-role": "grid", role: "radiogroup",
+    "aria-label": "All heads: arrow keys move between heads",
     style: {gridTemplateColumns: "auto repeat(" + H + ", " + thumb + "px)"}});
   grid.appendChild(G2V.el("div", {}));
   for (var h = 0; h < H; h++) grid.appendChild(G2V.el("div", {"class": "g2v-grid-h", text: String(h)}));
@@ -116,16 +173,30 @@ G2V.attention = function (app, d) {
     thumbs.push([]);
     for (h = 0; h < H; h++) {
       var cv = G2V.el("canvas", {width: thumb * dpr, height: thumb * dpr, "class": "g2v-thumb",
-        title: "layer " + l + ", head " + h, "data-layer": l, "data-head": h,
+        title: "layer " + l + ", head " + h, "data-layer": l, "data-head": h, role: "radio",
+        "aria-label": "layer " + l + ", head " + h, tabindex: -1,
         style: {width: thumb + "px", height: thumb + "px"}});
       cv.addEventListener("click", (function (l, h) { return function () { choose(l, h); }; })(l, h));
       grid.appendChild(cv); thumbs[l].push(cv);
     }
   }
-  var gridPanel = G2V.el("div", {"class": "g2v-panel"}, [
-    G2V.el("div", {"class": "g2v-panel-title", text: "All heads (rows: layers, columns: heads). Click one."}),
+  grid.addEventListener("keydown", function (ev) {
+    var l = state.layer, h = state.head;
+    if (ev.key === "ArrowUp") l = Math.max(0, l - 1);
+    else if (ev.key === "ArrowDown") l = Math.min(L - 1, l + 1);
+    else if (ev.key === "ArrowLeft") h = Math.max(0, h - 1);
+    else if (ev.key === "ArrowRight") h = Math.min(H - 1, h + 1);
+    else if (ev.key === "Home") h = 0;
+    else if (ev.key === "End") h = H - 1;
+    else return;
+    ev.preventDefault();
+    choose(l, h);
+    thumbs[l][h].focus();
+  });
+  var gridPanel = G2V.el("div", {"class": "g2v-panel g2v-grid-panel", style: {width: Math.max(200, 24 + H * (thumb + 2)) + "px"}}, [
+    G2V.el("div", {"class": "g2v-panel-title", text: "All heads (rows: layers, columns: heads). Click one, or use the arrow keys."}),
     grid]);
-  app.appendChild(G2V.el("div", {"class": "g2v-row"}, [heatPanel, gridPanel]));
+  app.appendChild(G2V.el("div", {"class": "g2v-row g2v-attn-main"}, [heatPanel, gridPanel]));
 
   function drawThumb(cv, l, h) {
     var off = document.createElement("canvas");
@@ -144,24 +215,69 @@ G2V.attention = function (app, d) {
   }
 
   /* ---- the text, coloured by where one token looks ---- */
-  var text = G2V.el("div", {"class": "g2v-text", "data-role": "tokens"});
+  var text = G2V.el("div", {"class": "g2v-text", "data-role": "tokens", role: "group",
+    "aria-label": "The text: arrow keys choose the token whose attention is shown"});
   var toks = [];
   d.labels.forEach(function (s, i) {
-    var span = G2V.el("span", {"class": "g2v-tok", "data-index": i});
+    var span = G2V.el("span", {"class": "g2v-tok", "data-index": i, tabindex: -1});
     G2V.markWhitespace(span, s);
     span.addEventListener("mouseenter", function () { setQuery(i, false); });
     span.addEventListener("mouseleave", function () { setQuery(state.pinned, false); });
     span.addEventListener("click", function () { setQuery(i, true); });
+    span.addEventListener("focus", function () { if (state.pinned !== i) setQuery(i, true); });
     text.appendChild(span); toks.push(span);
     if (s.indexOf("\u21b5") >= 0) text.appendChild(G2V.el("br", {}));
   });
-  var top = G2V.el("div", {"class": "g2v-readout", "data-role": "top"});
+  text.addEventListener("keydown", function (ev) {
+    var i = state.pinned;
+    if (ev.key === "ArrowLeft" || ev.key === "ArrowUp") i = Math.max(0, i - 1);
+    else if (ev.key === "ArrowRight" || ev.key === "ArrowDown") i = Math.min(T - 1, i + 1);
+    else if (ev.key === "Home") i = 0;
+    else if (ev.key === "End") i = T - 1;
+    else return;
+    ev.preventDefault();
+    setQuery(i, true); toks[i].focus();
+  });
+  var top = G2V.el("div", {"class": "g2v-readout", "data-role": "top", "aria-live": "polite"});
   app.appendChild(G2V.el("div", {"class": "g2v-panel g2v-wide"}, [
     G2V.el("div", {"class": "g2v-panel-title",
-      text: "Where a token looks: hover a token, click to keep it. Darker = more attention."}),
+      text: "Where a token looks: hover a token, click to keep it (or Tab here and use the arrow keys). Darker = more attention."}),
     text, top]));
   var legend = G2V.legend();
   app.appendChild(legend);
+
+  /* ---- which heads to look at ---- */
+  var guideChips = [];
+  function headChip(entry) {
+    var b = G2V.el("button", {type: "button", "class": "g2v-chipbtn g2v-headchip", "data-layer": entry[0],
+      "data-head": entry[1], text: "L" + entry[0] + " H" + entry[1] + " " + entry[2].toFixed(2),
+      title: "open layer " + entry[0] + ", head " + entry[1]});
+    b.addEventListener("click", function () { choose(entry[0], entry[1]); });
+    guideChips.push(b);
+    return b;
+  }
+  var KINDS = [
+    ["induction", "Induction (weight on the token after an earlier copy of the current token)"],
+    ["previous", "Previous token (weight on the token just before)"],
+    ["sink", "First-token sink (weight on the first token)"],
+    ["focus", "Most focused (largest weight off the first token)"]];
+  if (d.heads) {
+    guide.appendChild(G2V.el("div", {"class": "g2v-panel-title", text: "Where to look: heads by what they do on this text, averaged over its tokens. " +
+      "Opened on layer " + start[0] + " head " + start[1] + (d.reason ? ", " + d.reason : "") + "."}));
+    KINDS.forEach(function (kind) {
+      var entry = d.heads[kind[0]];
+      if (!entry) return;
+      var line = G2V.el("div", {"class": "g2v-guide-line", "data-kind": kind[0]}, [
+        G2V.el("span", {"class": "g2v-guide-kind", text: kind[1] + ": "})]);
+      if (entry.heads.length) entry.heads.forEach(function (e) { line.appendChild(headChip(e)); });
+      else {
+        line.appendChild(document.createTextNode("none here (the highest, "));
+        line.appendChild(headChip(entry.best));
+        line.appendChild(document.createTextNode(")"));
+      }
+      guide.appendChild(line);
+    });
+  }
 
   function setQuery(i, pin) {
     if (pin) state.pinned = i;
@@ -172,14 +288,16 @@ G2V.attention = function (app, d) {
       var span = toks[j];
       span.classList.toggle("g2v-query", j === i);
       span.classList.toggle("g2v-pinned", j === state.pinned);
+      span.setAttribute("tabindex", j === state.pinned ? 0 : -1);
       if (j > i) {
         span.style.backgroundColor = ""; span.style.color = ""; span.classList.add("g2v-future");
+        span.title = lbl(j) + " comes after " + lbl(i) + ": masked";
       } else {
         var t = shade(weight(state.layer, state.head, i, j));
         span.style.backgroundColor = G2V.blues(t); span.style.color = G2V.inkOn(t);
         span.classList.remove("g2v-future");
-        span.title = lbl(i) + " \u2192 " + lbl(j) + ": " + G2V.fmt(weight(state.layer, state.head, i, j));
-        row.push([weight(state.layer, state.head, i, j), j]);
+        span.title = lbl(i) + " \u2192 " + lbl(j) + ": " + wtext(state.layer, state.head, i, j, 3);
+        row.push([units(state.layer, state.head, i, j), j]);
       }
     }
     row.sort(function (a, b) { return b[0] - a[0] || a[1] - b[1]; });
@@ -188,24 +306,30 @@ G2V.attention = function (app, d) {
     top.appendChild(document.createTextNode(" looks most at: "));
     row.slice(0, 5).forEach(function (p) {
       top.appendChild(G2V.el("span", {"class": "g2v-chip"}, [
-        G2V.el("span", {"class": "g2v-mini", style: {width: Math.round(40 * p[0]) + "px"}}),
-        lbl(p[1]) + " " + G2V.fmt(p[0], 2)]));
+        G2V.el("span", {"class": "g2v-mini", style: {width: Math.round(40 * p[0] / scale) + "px"}}),
+        lbl(p[1]) + " " + G2V.fixedFromUnits(p[0], scale, 2)]));
     });
   }
 
   function redraw() {
     var l = state.layer, h = state.head;
     for (var i = 0; i < T; i++) for (var j = 0; j <= i; j++) {
-      var w = weight(l, h, i, j);
-      rects[i][j].setAttribute("fill", G2V.blues(shade(w)));
+      rects[i][j].setAttribute("fill", G2V.blues(shade(weight(l, h, i, j))));
     }
     for (var a = 0; a < L; a++) for (var b = 0; b < H; b++) {
-      thumbs[a][b].classList.toggle("g2v-selected", a === l && b === h);
+      var on = a === l && b === h;
+      thumbs[a][b].classList.toggle("g2v-selected", on);
+      thumbs[a][b].setAttribute("aria-checked", on ? "true" : "false");
+      thumbs[a][b].setAttribute("tabindex", on ? 0 : -1);
       drawThumb(thumbs[a][b], a, b);
     }
+    guideChips.forEach(function (c) {
+      c.classList.toggle("g2v-selected", +c.getAttribute("data-layer") === l && +c.getAttribute("data-head") === h);
+    });
     title.textContent = "Attention \u00b7 layer " + l + " \u00b7 head " + h;
-    heatPanel.firstChild.textContent = "Layer " + l + ", head " + h + ": " + T + " \u00d7 " + T + " weights";
+    heatTitle.textContent = "Layer " + l + ", head " + h + ": " + T + " \u00d7 " + T + " weights";
     root.setAttribute("data-layer", l); root.setAttribute("data-head", h);
+    showCell();
     setQuery(state.query, false);
   }
   function choose(l, h) {
@@ -214,6 +338,14 @@ G2V.attention = function (app, d) {
     redraw();
   }
   redraw();
+};
+
+/* The masked future (cells j > i) as one staircase: along the top from column 1 to the
+   right edge, then down and left one cell per row, ending above the last row. */
+G2V.maskPath = function (T, cell) {
+  var size = T * cell, p = "M" + cell + ",0 H" + size + " V" + (T - 1) * cell;
+  for (var i = T - 1; i >= 1; i--) p += " H" + i * cell + " V" + (i - 1) * cell;
+  return p + " Z";
 };
 
 /* Colour bar 0..1 and the masked swatch. */

@@ -44,6 +44,13 @@ G2V.setAttrs = function (e, attrs) {
 };
 G2V.clear = function (e) { while (e.firstChild) e.removeChild(e.firstChild); };
 G2V.fmt = function (x, d) { return (d === undefined ? x.toFixed(3) : x.toFixed(d)); };
+/* An integer count of 1/scale units as a decimal with `digits` places, rounded half up
+   in integers: (59510, 100000, 2) -> "0.60", where 0.5951.toFixed(2) after a division
+   by 1000 of a stored 595 would give "0.59". */
+G2V.fixedFromUnits = function (n, scale, digits) {
+  var f = Math.pow(10, digits);
+  return (Math.round(n * f / scale) / f).toFixed(digits);
+};
 G2V.pct = function (x) {
   if (x === 0) return "0%";
   if (x < 0.0001) return "<0.01%";
