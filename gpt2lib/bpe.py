@@ -11,6 +11,7 @@ merges.txt) in a printable form, one character per byte. The tokenizer object th
 puts these together lives in tokenizer.py.
 """
 
+import heapq
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -62,7 +63,7 @@ def from_text(text: str) -> bytes:
 
 def write_vocab_files(directory, vocab: dict[int, bytes], merges: list[tuple[bytes, bytes]], special_tokens: dict[str, int]) -> Path:
     """Write vocab.json ({token text: id}) and merges.txt ("#version: 0.2", then "left right" per line)."""
-    directory = Path(directory)
+    directory = Path(directory).expanduser()
     directory.mkdir(parents=True, exist_ok=True)
     entries = {to_text(token): i for i, token in vocab.items()} | special_tokens
     entries = dict(sorted(entries.items(), key=lambda item: item[1]))
@@ -73,45 +74,84 @@ def write_vocab_files(directory, vocab: dict[int, bytes], merges: list[tuple[byt
     return directory
 
 
+SPECIAL_TOKEN = regex.compile(r"<\|[^|\s]+\|>")  # the form of a special token: <|endoftext|>
+
+
 def read_vocab_files(directory) -> tuple[dict[int, bytes], list[tuple[bytes, bytes]], dict[str, int]]:
     """Read vocab.json + merges.txt -> (vocab {id: bytes}, merges, special_tokens {text: id}).
 
-    Entries of vocab.json that are neither a single byte nor made by a merge are
-    special tokens (for GPT-2: "<|endoftext|>": 50256).
+    Every entry of vocab.json is a single byte, the result of a merge, or a special
+    token of the form <|...|> (for GPT-2: "<|endoftext|>": 50256); all 256 bytes are
+    there, and every merge's two pieces and result are in the vocabulary. Anything else
+    (a merges.txt cut short, an empty entry) raises ValueError naming the file and entry.
     """
-    directory = Path(directory)
-    entries = _read_vocab_json(directory / "vocab.json")
-    merges = _read_merges_txt(directory / "merges.txt")
-    made = {bytes([b]) for b in range(256)} | {a + b for a, b in merges}
+    directory = Path(directory).expanduser()
+    vocab_path, merges_path = directory / "vocab.json", directory / "merges.txt"
+    entries = _read_vocab_json(vocab_path)
+    lines = _read_merges_txt(merges_path)  # {line number: merge}
+    made = {bytes([b]) for b in range(256)} | {a + b for a, b in lines.values()}
     vocab, special_tokens = {}, {}
     for text, i in entries.items():
         token = from_text(text) if set(text) <= CHAR_TO_BYTE.keys() else None
         if token in made:
             vocab[i] = token
-        else:
+        elif SPECIAL_TOKEN.fullmatch(text):
             special_tokens[text] = i
-    return vocab, merges, special_tokens
+        else:
+            raise ValueError(
+                f"{vocab_path}: entry {text!r} (id {i}) is not a byte, not made by any of the {len(lines)} "
+                f"merges in {merges_path.name}, and not a special token of the form <|...|>; is "
+                f"{merges_path.name} complete, and do the two files belong together?"
+            )
+    known = set(vocab.values())
+    missing = [b for b in range(256) if bytes([b]) not in known]
+    if missing:
+        raise ValueError(f"{vocab_path} lacks the single-byte tokens for bytes {missing[:5]}...; byte-level BPE needs all 256")
+    for rank, (n, (a, b)) in enumerate(lines.items()):
+        absent = [to_text(piece) for piece in (a, b, a + b) if piece not in known]
+        if absent:
+            raise ValueError(f"{merges_path}, line {n}: merge {rank} ({to_text(a)!r}, {to_text(b)!r}): {absent[0]!r} "
+                             f"is missing from the vocabulary in {vocab_path.name}; do the two files belong together?")
+    return vocab, list(lines.values()), special_tokens
+
+
+def _read_text(path: Path) -> str:
+    """A tokenizer file's text, with an error naming the file when it is missing or not UTF-8."""
+    if not path.is_file():  # also refuses a FIFO, which would block the read forever
+        raise FileNotFoundError(f"{path} is missing or not a regular file; a tokenizer directory holds vocab.json + merges.txt")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text ({e}); GPT-2's tokenizer files are UTF-8") from None
 
 
 def _read_vocab_json(path: Path) -> dict[str, int]:
     try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
+        entries = json.loads(_read_text(path))
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not valid JSON ({e}); expected {{token text: id}} as in GPT-2's vocab.json") from None
     if not isinstance(entries, dict) or not all(isinstance(k, str) and type(v) is int and v >= 0 for k, v in entries.items()):
         raise ValueError(f'{path} must be one JSON object mapping token text to a non-negative integer id, like {{"!": 0}}')
+    if "" in entries:
+        raise ValueError(f'{path}: the empty string "" is an entry (id {entries[""]}); every token is at least one byte, so remove it')
+    seen: dict[int, str] = {}
+    for text, i in entries.items():
+        if i in seen:
+            raise ValueError(f"{path}: id {i} is given to both {seen[i]!r} and {text!r}; every token needs its own id")
+        seen[i] = text
     return entries
 
 
-def _read_merges_txt(path: Path) -> list[tuple[bytes, bytes]]:
-    merges = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
+def _read_merges_txt(path: Path) -> dict[int, tuple[bytes, bytes]]:
+    """{line number: (left, right)}, in rank order."""
+    merges = {}
+    for n, line in enumerate(_read_text(path).split("\n"), start=1):
         if not line or (n == 1 and line.startswith("#version")):
             continue
         parts = line.split(" ")
         if len(parts) != 2 or not all(parts) or not set(line.replace(" ", "")) <= CHAR_TO_BYTE.keys():
             raise ValueError(f"{path}, line {n}: {line!r} is not a merge; expected two tokens in GPT-2's printable form separated by one space, like 'Ġ t'")
-        merges.append((from_text(parts[0]), from_text(parts[1])))
+        merges[n] = (from_text(parts[0]), from_text(parts[1]))
     return merges
 
 
@@ -153,11 +193,46 @@ def bpe_steps(word: bytes, merge_ranks: dict[tuple[bytes, bytes], int]) -> Itera
 
 
 def bpe(word: bytes, merge_ranks: dict[tuple[bytes, bytes], int]) -> list[bytes]:
-    """The pieces `word` ends as after all merges: b" hello" -> [b" hello"]."""
-    parts = [word[i : i + 1] for i in range(len(word))]
-    for _, _, parts in bpe_steps(word, merge_ranks):
-        pass
-    return parts
+    """The pieces `word` ends as after all merges: b" hello" -> [b" hello"].
+
+    The same pieces as running bpe_steps to the end, in O(n log n) for a word of n
+    bytes instead of bpe_steps' O(n^2), the way fast tokenizers do it: a 10 MB chunk
+    without spaces takes seconds, not days. The pieces form a linked list; `waiting`
+    holds, for each rank, where its pairs start, and a heap gives the lowest rank.
+    Each round takes all the pairs of the lowest rank, left to right, and merges those
+    still there (one may have been used up by the merge on its left: "aaa" -> "aa",
+    "a"). The pairs a round creates wait for a later round, as in bpe_steps' next step.
+    """
+    n = len(word)
+    parts = [word[i : i + 1] for i in range(n)]  # parts[i]: the piece starting at byte i; b"" once merged away
+    after = list(range(1, n + 1))  # after[i]: where the next piece starts (n: none)
+    before = list(range(-1, n - 1))  # before[i]: where the previous piece starts (-1: none)
+
+    def rank_at(i: int) -> int | None:  # the rank of the pair (piece at i, next piece), if it has one
+        return merge_ranks.get((parts[i], parts[after[i]])) if 0 <= i and after[i] < n else None
+
+    waiting: dict[int, list[int]] = {}  # rank -> positions of pairs with that rank
+    for i, pair in enumerate(zip(parts, parts[1:])):
+        if (rank := merge_ranks.get(pair)) is not None:
+            waiting.setdefault(rank, []).append(i)
+    ranks = list(waiting)
+    heapq.heapify(ranks)
+    while ranks:
+        rank, merged = heapq.heappop(ranks), []
+        for i in sorted(set(waiting.pop(rank))):  # one round, left to right
+            if parts[i] and rank_at(i) == rank:  # the pair is still there
+                j = after[i]
+                parts[i], parts[j] = parts[i] + parts[j], b""  # piece j joins piece i
+                after[i] = after[j]
+                if after[j] < n:
+                    before[after[j]] = i
+                merged.append(i)
+        for i in {before[i] for i in merged} | set(merged):  # the new pairs around each merged piece
+            if (new := rank_at(i)) is not None:
+                if new not in waiting:
+                    heapq.heappush(ranks, new)
+                waiting.setdefault(new, []).append(i)
+    return [piece for piece in parts if piece]
 
 
 def recover_merges(ranks: dict[bytes, int]) -> list[tuple[bytes, bytes]]:

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import regex
 
-from .bpe import BYTE_TO_CHAR, GPT2_PATTERN, bpe, bpe_steps, learn_merges, read_vocab_files, to_text, write_vocab_files
+from .bpe import BYTE_TO_CHAR, GPT2_PATTERN, SPECIAL_TOKEN, bpe, bpe_steps, learn_merges, read_vocab_files, to_text, write_vocab_files
 
 GPT2_DIR = Path(__file__).parent / "data" / "gpt2-tokenizer"
 ENDOFTEXT = "<|endoftext|>"
+CACHED_CHUNK = 256  # longest chunk (in characters) kept in the cache: real words are shorter
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class Tokenizer:
         for rank, (a, b) in enumerate(self.merges):
             if a not in self.encoder or b not in self.encoder or a + b not in self.encoder:
                 raise ValueError(f"merge {rank} ({to_text(a)!r}, {to_text(b)!r}): a piece or the result is missing from the vocabulary")
+        odd = [token for token in self.special_tokens if not isinstance(token, str) or not SPECIAL_TOKEN.fullmatch(token)]
+        if odd:
+            raise ValueError(f"special token {odd[0]!r} is not of the form <|...|>, like {ENDOFTEXT!r}")
         clash = set(self.special_tokens.values()) & set(self.vocab)
         if clash:
             raise ValueError(f"special token ids {sorted(clash)} are also ordinary token ids")
@@ -73,7 +77,8 @@ class Tokenizer:
             ids = tuple(self.encoder[piece] for piece in bpe(chunk.encode("utf-8"), self.merge_ranks))
             if len(self._cache) >= self._cache_size:
                 self._cache.clear()  # bounded memory; real text refills it quickly
-            self._cache[chunk] = ids
+            if len(chunk) <= CACHED_CHUNK:  # a 10 MB chunk would be a 10 MB key
+                self._cache[chunk] = ids
         return list(ids)
 
     def encode_ordinary(self, text: str) -> list[int]:
@@ -96,12 +101,9 @@ class Tokenizer:
         "Not all heroes wear capes." -> [3673, 477, 10281, 5806, 1451, 274, 13]
         """
         _check_str(text)
-        for name, value in (("allowed_special", allowed_special), ("disallowed_special", disallowed_special)):
-            if isinstance(value, str) and value != "all":
-                raise ValueError(f'{name} must be "all" or a set of special tokens, e.g. {{{value!r}}}; got the string {value!r}')
         specials = set(self.special_tokens)
-        allowed = specials if allowed_special == "all" else set(allowed_special)
-        disallowed = specials - allowed if disallowed_special == "all" else set(disallowed_special)
+        allowed = specials if allowed_special == "all" else _special_set("allowed_special", allowed_special)
+        disallowed = specials - allowed if disallowed_special == "all" else _special_set("disallowed_special", disallowed_special)
         unknown = (allowed | disallowed) - specials
         if unknown:
             raise ValueError(f"{sorted(unknown)} are not special tokens of this tokenizer; its special tokens are {sorted(specials)}")
@@ -187,6 +189,20 @@ def _check_str(text) -> None:
     if not isinstance(text, str):
         hint = " (decode bytes first: data.decode('utf-8'))" if isinstance(text, (bytes, bytearray)) else ""
         raise TypeError(f"expected text as a str, got {type(text).__name__}{hint}")
+
+
+def _special_set(name: str, value) -> set[str]:
+    """allowed_special or disallowed_special as a set of str, with an error naming the argument."""
+    if isinstance(value, str):
+        raise ValueError(f'{name} must be "all" or a set of special tokens, e.g. {{{value!r}}}; got the string {value!r}')
+    try:
+        tokens = set(value)
+    except TypeError:
+        raise TypeError(f'{name} must be "all" or a set of special tokens like {{"<|endoftext|>"}} (an empty set for none), '
+                        f"got {value!r}") from None
+    if not all(isinstance(token, str) for token in tokens):
+        raise TypeError(f"{name} must hold special tokens as str, like {{'<|endoftext|>'}}, got {sorted(map(repr, tokens))}")
+    return tokens
 
 
 def _has_surrogates(text: str) -> bool:

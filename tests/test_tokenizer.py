@@ -7,6 +7,7 @@ import json
 import os
 import random
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from gpt2lib import Tokenizer, get_tokenizer, train_bpe  # noqa: E402
-from gpt2lib.bpe import learn_merges, recover_merges  # noqa: E402
+from gpt2lib.bpe import bpe, bpe_steps, learn_merges, recover_merges  # noqa: E402
 from gpt2lib.tokenizer import GPT2_DIR, hf_tokenizer, tiktoken_encoding  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -263,3 +264,132 @@ def test_malformed_vocabulary_files(tmp_path, vocab, merges, message):
     (tmp_path / "merges.txt").write_text(merges, encoding="utf-8")
     with pytest.raises(ValueError, match=message):
         Tokenizer.load(tmp_path)
+
+
+# --- hostile files and inputs ----------------------------------------------------------
+
+
+def gpt2_files(tmp_path, vocab=None, merges=None):
+    """A copy of GPT-2's tokenizer files in tmp_path, with vocab.json or merges.txt replaced."""
+    vocab = vocab if vocab is not None else (GPT2_DIR / "vocab.json").read_text(encoding="utf-8")
+    merges = merges if merges is not None else (GPT2_DIR / "merges.txt").read_text(encoding="utf-8")
+    for name, text in [("vocab.json", vocab), ("merges.txt", merges)]:
+        (tmp_path / name).write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    return tmp_path
+
+
+def test_merges_cut_in_half_is_refused(tmp_path):
+    lines = (GPT2_DIR / "merges.txt").read_text(encoding="utf-8").split("\n")
+    gpt2_files(tmp_path, merges="\n".join(lines[:25_001]) + "\n")  # "#version" + 25,000 merges
+    # the first token no merge makes: id 256 + 25,000
+    with pytest.raises(ValueError, match=r"vocab.json: entry '.+' \(id 25256\) is not a byte, not made by any of "
+                                         r"the 25000 merges in merges.txt, and not a special token .*is merges.txt complete"):
+        Tokenizer.load(tmp_path)
+
+
+def test_empty_vocab_entry_is_refused(tmp_path):
+    entries = json.loads((GPT2_DIR / "vocab.json").read_text(encoding="utf-8")) | {"": 50257}
+    gpt2_files(tmp_path, vocab=json.dumps(entries))
+    with pytest.raises(ValueError, match=r'vocab.json: the empty string "" is an entry \(id 50257\)'):
+        Tokenizer.load(tmp_path)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("<pad>", r"entry '<pad>' \(id 50257\) is not a byte.*not a special token of the form <\|...\|>"),
+    ("<||>", r"entry '<\|\|>' \(id 50257\) is not a byte"),
+    ("自然", r"entry '自然' \(id 50257\) is not a byte"),
+])
+def test_special_tokens_must_look_like_endoftext(tmp_path, entry, message):
+    entries = json.loads((GPT2_DIR / "vocab.json").read_text(encoding="utf-8")) | {entry: 50257}
+    gpt2_files(tmp_path, vocab=json.dumps(entries))
+    with pytest.raises(ValueError, match=message):
+        Tokenizer.load(tmp_path)
+    with pytest.raises(ValueError, match=r"special token '<pad>' is not of the form <\|...\|>"):
+        Tokenizer({i: bytes([i]) for i in range(256)}, [], {"<pad>": 256})
+
+
+def test_two_entries_with_one_id_are_refused(tmp_path):
+    entries = json.loads((GPT2_DIR / "vocab.json").read_text(encoding="utf-8")) | {"<|pad|>": 50256}
+    gpt2_files(tmp_path, vocab=json.dumps(entries))
+    with pytest.raises(ValueError, match=r"id 50256 is given to both '<\|endoftext\|>' and '<\|pad\|>'"):
+        Tokenizer.load(tmp_path)
+
+
+def test_merge_whose_result_is_not_in_the_vocabulary_names_the_line(tmp_path):
+    base = {c: i for i, c in enumerate(json.loads((GPT2_DIR / "vocab.json").read_text(encoding="utf-8")))}
+    vocab = json.dumps(dict(list(base.items())[:257]), ensure_ascii=False)  # 256 bytes + "Ġt"
+    gpt2_files(tmp_path, vocab=vocab, merges="#version: 0.2\nĠ t\nh e\n")
+    with pytest.raises(ValueError, match=r"merges.txt, line 3: merge 1 \('h', 'e'\): 'he' is missing from the vocabulary in vocab.json"):
+        Tokenizer.load(tmp_path)
+
+
+def test_vocab_json_that_is_not_utf8_names_the_file(tmp_path):
+    gpt2_files(tmp_path, vocab=b'{"\xff": 0}')
+    with pytest.raises(ValueError, match=r"vocab.json is not UTF-8 text"):
+        Tokenizer.load(tmp_path)
+
+
+def test_a_fifo_as_vocab_json_is_refused_without_blocking(tmp_path):
+    gpt2_files(tmp_path)
+    (tmp_path / "vocab.json").unlink()
+    os.mkfifo(tmp_path / "vocab.json")
+    with pytest.raises(FileNotFoundError, match=r"vocab.json is missing or not a regular file"):
+        Tokenizer.load(tmp_path)  # a read would block forever: nothing writes to the FIFO
+
+
+def test_tokenizer_files_expand_the_home_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    train_bpe("hug hug hug pug", vocab_size=300).save("~/tok")
+    assert (tmp_path / "tok" / "vocab.json").is_file() and not Path("~").exists()
+    assert Tokenizer.load("~/tok").encode("hug pug") == [257, 260]
+
+
+@pytest.mark.parametrize("value", [None, 3, {1}])
+def test_allowed_special_of_the_wrong_type_names_the_argument(tok, value):
+    with pytest.raises(TypeError, match=r'allowed_special must be "all" or a set of special tokens|allowed_special must hold special tokens as str'):
+        tok.encode("hi", allowed_special=value)
+
+
+def _bpe_to_the_end(word, merge_ranks):
+    """The teaching loop, bpe_steps, run to its last step."""
+    parts = [word[i : i + 1] for i in range(len(word))]
+    for _, _, parts in bpe_steps(word, merge_ranks):
+        pass
+    return parts
+
+
+def test_fast_bpe_equals_the_step_by_step_loop(tok):
+    rng = random.Random(0)
+    for n in [0, 1, 2, 3, 7, 40, 300]:  # GPT-2's merges, on words where pairs repeat and overlap
+        for _ in range(10):
+            word = bytes(rng.choice(b"aaabcdeht ") for _ in range(n))
+            assert bpe(word, tok.merge_ranks) == _bpe_to_the_end(word, tok.merge_ranks), word
+    # a merge that makes a pair of lower rank than itself: bpe_steps merges every (a, b)
+    # first, then (c, ab); a heap that took (c, ab) at once would then take (cab, a)
+    ranks = {(b"a", b"b"): 2, (b"c", b"ab"): 1, (b"cab", b"a"): 0}
+    assert bpe(b"cabab", ranks) == _bpe_to_the_end(b"cabab", ranks) == [b"cab", b"ab"]
+    # random merge tables over 3 letters, in any order
+    for seed in range(200):
+        rng = random.Random(seed)
+        pieces = [b"a", b"b", b"c"]
+        for _ in range(8):
+            pieces.append(rng.choice(pieces) + rng.choice(pieces))
+        pairs = sorted({(p[:k], p[k:]) for p in pieces if len(p) > 1 for k in range(1, len(p))})
+        rng.shuffle(pairs)
+        ranks = {pair: rank for rank, pair in enumerate(pairs)}
+        word = bytes(rng.choice(b"abc") for _ in range(rng.randrange(30)))
+        assert bpe(word, ranks) == _bpe_to_the_end(word, ranks), (seed, word)
+
+
+def test_a_long_chunk_without_spaces_is_fast_and_matches_tiktoken(tok, tt):
+    """The step-by-step loop is quadratic: 20 KB of random letters took 13 s, 200 KB took hours."""
+    rng = random.Random(0)
+    text = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(200_000))
+    assert len(tok.split(text)) == 1, "the test wants one chunk"
+    start = time.perf_counter()
+    fresh = Tokenizer(tok.vocab, tok.merges, tok.special_tokens)  # an empty cache
+    ours = fresh.encode(text)
+    seconds = time.perf_counter() - start
+    assert ours == tt.encode_ordinary(text)
+    assert not fresh._cache, "a long chunk must not be cached: 100,000 of them would fill the memory"
+    assert seconds < 20, f"encoding one 200 KB chunk took {seconds:.1f} s: is BPE quadratic again?"
