@@ -270,6 +270,46 @@ def test_embedding_rejects_words_of_several_tokens(model, tok):
         viz.embedding_view(model, tok, [" king", "unbelievably"])
 
 
+@pytest.mark.parametrize("word, suggestion", [("unbelievably", "' unbelievably' is one token"),
+                                              (" Montague", "No spelling of 'Montague'")])
+def test_embedding_hint_never_suggests_the_word_that_failed(model, tok, word, suggestion):
+    """For " Montague" the hint once said "e.g. ' Montague'": the very word that is 2 tokens."""
+    with pytest.raises(ValueError) as err:
+        viz.embedding_view(model, tok, [" king", word])
+    message = str(err.value)
+    assert suggestion in message, message
+    hint = message.split("single token.", 1)[1]
+    assert repr(word) not in hint, f"the hint suggests {word!r}, which is what failed: {message}"
+    for quoted in re.findall(r"'([^']*)' is one token", message):
+        assert len(tok.encode(quoted)) == 1, f"the hint suggests {quoted!r}, which is {len(tok.encode(quoted))} tokens"
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_pca_labels_do_not_overlap():
+    """Five points almost on top of each other (king, queen, lord, father, mother in
+    a small model): every label box is clear of every other box and of every dot."""
+    points = [[150, 140], [154, 143], [149, 146], [157, 139], [152, 150], [60, 60], [280, 230]]
+    widths = [7.3 * n + 2 for n in [5, 6, 5, 7, 7, 4, 5]]
+    boxes = run_js(["common.js", "embedding.js"], "out = G2V.placeLabels(input.p, input.w, 14, [36, 19, 294, 254]);",
+                   {"p": points, "w": widths})
+
+    def overlap(a, b):
+        return a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"] and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"]
+    for k, a in enumerate(boxes):
+        assert 36 <= a["x"] and a["x"] + a["w"] <= 294 and 19 <= a["y"] and a["y"] + a["h"] <= 254, f"label {k} leaves the plot"
+        for b in boxes[k + 1:]:
+            assert not overlap(a, b), f"labels overlap: {a} and {b}"
+        for x, y in points:
+            assert not overlap(a, {"x": x - 5, "y": y - 5, "w": 10, "h": 10}), f"label {a} covers the point ({x}, {y})"
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_similarities_are_written_so_that_neighbours_stay_apart():
+    texts = run_js(["common.js", "embedding.js"], "out = input.map(G2V.cosText);", [0.74, -0.18, 1.0, -0.001, 0.05, -1.0])
+    assert texts == [".74", "\u2212.18", "1", ".00", ".05", "\u22121"], texts
+    assert all(len(t) <= 4 for t in texts)
+
+
 # ---- tokens ----
 
 @pytest.mark.parametrize("text", [TEXT, "naïve café 🤗\r\n\ttabs  and  spaces", "x<|endoftext|>y", ""])
@@ -571,6 +611,13 @@ def test_embedding_and_token_views_in_browser(browser, model, tok, tmp_path):
     assert root.locator("[data-role=neighbours] .g2v-tokname").first.inner_text() == "␣river"
     root.locator("svg[data-role=pca] circle[data-index='3']").click()
     assert root.get_attribute("data-selected") == "3"
+    row = root.locator("[data-role=selected-row]").bounding_box()
+    label = root.locator("svg[data-role=similarity] text.g2v-on").first.bounding_box()
+    assert abs((row["y"] + row["height"] / 2) - (label["y"] + label["height"] / 2)) < 3, "the selected row is outlined"
+    assert_nothing_clipped(page, root, "embedding view at 900 px")
+    phone, phone_root, phone_problems = open_view(browser, view, tmp_path, width=390)
+    assert_nothing_clipped(phone, phone_root, "embedding view at 390 px")
+    assert not phone_problems, phone_problems
     view = viz.token_view(tok, TEXT)
     page, root, more = open_view(browser, view, tmp_path)
     root.locator(".g2v-tok[data-index='4']").hover()

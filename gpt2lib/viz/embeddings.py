@@ -93,6 +93,18 @@ def pca_2d(x: torch.Tensor) -> Projection:
     return Projection(coords=coords, components=components, explained=explained)
 
 
+def single_token_forms(tokenizer, word: str) -> list[str]:
+    """Other spellings of word that are one token each: with or without a leading space,
+    lower case or capitalised. "unbelievably" -> []; "King" -> [" King", " king", "king"]."""
+    bare = word.strip()
+    forms = [" " + bare, bare, " " + bare.lower(), " " + bare.capitalize(), bare.lower()]
+    out = []
+    for form in forms:
+        if form and form != word and form not in out and len(tokenizer.encode(form)) == 1:
+            out.append(form)
+    return out
+
+
 def word_ids(tokenizer, words) -> list[int]:
     """Each word (a str that is one token, or a token id) -> its token id."""
     ids = []
@@ -103,10 +115,14 @@ def word_ids(tokenizer, words) -> list[int]:
         found = tokenizer.encode(word)
         if len(found) != 1:
             pieces = [token_label(tokenizer, i) for i in found]
+            forms = single_token_forms(tokenizer, word)
+            hint = (f"{forms[0]!r} is one token: try it" if forms else
+                    f"No spelling of {word.strip()!r} (with or without a leading space, in either case) "
+                    f"is one token: choose another word")
             raise ValueError(
-                f"{word!r} is {len(found)} tokens {pieces}, not one: the embedding view compares "
-                f"rows of wte, one per token. Pick words that are a single token; most common "
-                f"words are one token with a leading space, e.g. {' ' + word.strip()!r}"
+                f"{word!r} is {len(found)} tokens {pieces}, not one: the embedding view compares rows "
+                f"of wte, one per token, so each word must be a single token. {hint}. Most common "
+                f"words are one token with a leading space, e.g. ' king'"
             )
         ids.append(found[0])
     return ids

@@ -35,6 +35,12 @@ G2V.svg = function (tag, attrs) {
   G2V.setAttrs(e, attrs);
   return e;
 };
+/* An SVG drawn at w x h where there is room and scaled down to its container where not. */
+G2V.fit = function (svg, w, h) {
+  G2V.setAttrs(svg, {width: w, height: h, viewBox: "0 0 " + w + " " + h});
+  svg.classList.add("g2v-fit");
+  return svg;
+};
 G2V.setAttrs = function (e, attrs) {
   for (var k in attrs || {}) {
     if (k === "text") e.textContent = attrs[k];
