@@ -396,6 +396,26 @@ def test_sampling_js_top_p_boundary(tok):
         assert int((want > 0).sum()) == r["kept"]
 
 
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_sampling_draws_follow_the_distribution():
+    """G2V.sample maps a uniform number onto the tokens in order of the bars, "other" last;
+    a token filtered out (probability 0) is never drawn."""
+    r = {"probs": [0.5, 0.0, 0.3], "other": 0.2}
+    picks = run_js(["common.js", "sampling.js"], "out = input.us.map(u => G2V.sample(input.r, u));",
+                   {"r": r, "us": [0.0, 0.49, 0.5, 0.79, 0.8, 0.999]})
+    assert picks == [0, 0, 2, 2, -1, -1], picks
+    greedy = run_js(["common.js", "sampling.js"], "out = G2V.sample({probs: [1, 0], other: 0}, 0.9999999);", None)
+    assert greedy == 0
+
+
+def test_sampling_title_is_the_end_of_the_prompt(model, tok):
+    prompt = "KING HENRY V:\nOnce more unto the breach, dear friends,"
+    assert embedded(viz.sampling_view(model, tok, prompt))["prompt"] == prompt, "a short prompt is shown whole"
+    long = " ".join(["word"] * 40) + "\nthe last line"
+    shown = viz.views.prompt_tail(long)
+    assert shown.startswith("\u2026 word") and shown.endswith("\nthe last line") and len(shown) <= 82, shown
+
+
 def test_sampling_other_mass_is_exact_at_every_temperature(model, tok):
     data = viz.sampling_data(model, tok, tok.encode("Hello"), n_top=50)
     logits = data.logits.double()
@@ -599,7 +619,24 @@ def test_sampling_view_in_browser(browser, tok, tmp_path):
     want = next_token_probs(view.result.logits, temperature=0.7, top_k=5)[torch.tensor(view.result.top_ids[:20])]
     assert np.allclose(shown, want.numpy(), atol=2e-4), f"bars show {shown[:6]}, generate gives {want[:6].tolist()}"
     assert root.locator(".g2v-num.g2v-dropped").count() == 20 - 5 + 1  # 15 bars and "other"
+    root.locator("button[data-role=draw]").click()
+    drawn = [int(i) for i in root.get_attribute("data-draws").split(",")]
+    assert len(drawn) == 10 and all(0 <= i < 5 for i in drawn), f"top-k 5 drew {drawn}"
+    chips = root.locator("[data-role=draws] .g2v-drawn").all_inner_texts()
+    assert chips == [view.result.top_labels[i] for i in drawn], chips
+    page.eval_on_selector(f"#{view.element_id} input[data-role=temperature]",
+                          "el => { el.value = 0; el.dispatchEvent(new Event('input')); }")
+    assert root.locator("[data-role=draws] .g2v-stale").count() == 1, "draws made with other settings are marked"
+    root.locator("button[data-role=draw]").focus()
+    page.keyboard.press("Enter")
+    assert root.get_attribute("data-draws") == ",".join(["0"] * 10), "temperature 0 always draws the top token"
+    assert root.locator("[data-role=slot]").inner_text() == view.result.top_labels[0]
     assert not problems, problems
+    phone, phone_root, more = open_view(browser, viz.sampling_view(model, tok, "KING HENRY V:\nOnce more unto the breach"),
+                                        tmp_path, width=390)
+    assert_nothing_clipped(phone, phone_root, "sampling view at 390 px")
+    assert "KING HENRY V:\u21b5\nOnce more" in phone_root.locator("[data-role=prompt]").inner_text()
+    assert not more, more
 
 
 @pytest.mark.slow

@@ -82,8 +82,19 @@ def embedding_view(model, tokenizer, words, *, k: int = 12) -> View:
     return View("embedding", data, embedding_frame(r), summary, r)
 
 
+def prompt_tail(text: str, max_chars: int = 80) -> str:
+    """The end of a prompt for a title: its last max_chars characters, starting at a word
+    (or line) boundary, with "…" in front when cut. "a b c d" with max_chars=4 -> "… c d"."""
+    if len(text) <= max_chars:
+        return text
+    tail = text[-max_chars:]
+    cut = min((k for k in (tail.find(" "), tail.find("\n")) if k >= 0), default=-1)
+    return "\u2026" + (tail[cut:] if 0 <= cut < len(tail) - 1 else tail)
+
+
 def sampling_view(model, tokenizer, prompt: str, *, n_top: int = 200, n_bars: int = 20) -> View:
-    """The next-token distribution after prompt, reshaped live by temperature, top-k and top-p.
+    """The next-token distribution after prompt, reshaped live by temperature, top-k and top-p,
+    with a button that draws next tokens from it in the page.
 
     The page keeps the n_top most likely tokens' logits exactly; the other V - n_top
     tokens are folded into one "other" entry whose mass is exact at every
@@ -95,6 +106,6 @@ def sampling_view(model, tokenizer, prompt: str, *, n_top: int = 200, n_bars: in
     tail = [None if not torch.isfinite(v) else round(float(v), 4) for v in r.tail_logsumexp]
     data = {"ids": r.top_ids, "labels": r.top_labels, "logits": rounded(r.top_logits, 4),
             "temps": r.temperatures, "tail_lse": tail, "n_vocab": r.n_vocab, "n_bars": n_bars,
-            "prompt": tokenizer.decode(r.ids[-12:]), "n_prompt": len(r.ids)}
+            "prompt": prompt_tail(tokenizer.decode(r.ids)), "n_prompt": len(r.ids)}
     summary = f"next token after {len(r.ids)} prompt tokens, top {len(r.top_ids)} of {r.n_vocab}"
     return View("sampling", data, sampling_frame(r, n_bars), summary, r)

@@ -49,9 +49,20 @@ G2V.sampling = function (app, d) {
   var root = app.parentNode, n = d.logits.length, nb = Math.min(d.n_bars, n);
   var rest = d.n_vocab - n, t1 = d.temps.indexOf(1);
   var state = {t: t1, k: 0, p: 100};
-  var prompt = d.prompt.replace(/\n/g, "\u21b5");
+  /* The title: the end of the prompt as it reads, line breaks kept (and marked \u21b5),
+     then a slot for the token to come. */
+  var promptBox = G2V.el("div", {"class": "g2v-prompt", "data-role": "prompt"});
+  d.prompt.split("\n").forEach(function (line, k, lines) {
+    promptBox.appendChild(document.createTextNode(line));
+    if (k < lines.length - 1) {
+      promptBox.appendChild(G2V.el("span", {"class": "g2v-ws", text: "\u21b5"}));
+      promptBox.appendChild(G2V.el("br", {}));
+    }
+  });
+  promptBox.appendChild(G2V.el("span", {"class": "g2v-slot", "data-role": "slot", text: "?"}));
   app.appendChild(G2V.el("div", {"class": "g2v-header"}, [G2V.el("div", {"class": "g2v-title",
-    text: "Next token after " + G2V.quote((d.n_prompt > 12 ? "\u2026" : "") + prompt)})]));
+    text: "Next token after the prompt (" + d.n_prompt + " tokens):"})]));
+  app.appendChild(promptBox);
 
   function slider(label, min, max, value, role, onInput) {
     var input = G2V.el("input", {type: "range", min: min, max: max, step: 1, value: value, "data-role": role,
@@ -63,7 +74,13 @@ G2V.sampling = function (app, d) {
   var ts = slider("temperature", 0, d.temps.length - 1, t1, "temperature", function (v) { state.t = v; });
   var ks = slider("top-k", 0, n, 0, "top-k", function (v) { state.k = v; });
   var ps = slider("top-p", 1, 100, 100, "top-p", function (v) { state.p = v; });
-  app.appendChild(G2V.el("div", {"class": "g2v-controls", style: {margin: "4px 0 8px"}}, [ts[0], ks[0], ps[0]]));
+  var drawButton = G2V.el("button", {type: "button", "class": "g2v-button", "data-role": "draw",
+    text: "Draw 10 tokens"});
+  drawButton.addEventListener("click", function () { draw(10); });
+  app.appendChild(G2V.el("div", {"class": "g2v-controls", style: {margin: "4px 0 8px"}}, [ts[0], ks[0], ps[0], drawButton]));
+  var draws = G2V.el("div", {"class": "g2v-readout g2v-draws", "data-role": "draws", "aria-live": "polite",
+    text: "Draw: sample next tokens with these settings, as generate does (each draw is one next token, from the same prompt)."});
+  app.appendChild(draws);
   var bars = G2V.el("div", {"class": "g2v-bars", "data-role": "bars"});
   app.appendChild(bars);
   var summary = G2V.el("div", {"class": "g2v-readout", "data-role": "summary", style: {maxWidth: "640px"}});
@@ -114,6 +131,45 @@ G2V.sampling = function (app, d) {
     summary.textContent = "Tokens that can be drawn: " + keptText + ". Most likely: " + d.labels[0] + " " +
       G2V.pct(r.probs[0]) + " (was " + G2V.pct(base.probs[0]) + ").";
     root.setAttribute("data-settings", [T, k, p].join(","));
+    current = r;
+    if (drawn && drawn.getAttribute("data-settings") !== root.getAttribute("data-settings")) {
+      drawn.classList.add("g2v-stale"); promptBox.lastChild.textContent = "?";
+    } else if (drawn) drawn.classList.remove("g2v-stale");
+  }
+  var current = null, drawn = null;
+
+  /* n next tokens drawn from the distribution the bars show ("other" stands for any
+     token not on the page; which one is unknown here). */
+  function draw(n) {
+    var picks = [];
+    for (var k = 0; k < n; k++) picks.push(G2V.sample(current, Math.random()));
+    var T = d.temps[state.t];
+    G2V.clear(draws);
+    drawn = G2V.el("div", {"data-settings": root.getAttribute("data-settings")});
+    drawn.appendChild(G2V.el("span", {text: n + " draws at temperature " + (T === 0 ? "0 (greedy)" : T.toFixed(2)) +
+      ", top-k " + ks[1].textContent + ", top-p " + ps[1].textContent + ": "}));
+    picks.forEach(function (i) {
+      var chip = G2V.el("span", {"class": "g2v-drawn" + (i < 0 ? " g2v-other" : ""), "data-index": i});
+      G2V.markWhitespace(chip, i < 0 ? "(other)" : d.labels[i]);
+      chip.title = i < 0 ? "a token outside the page's top " + d.logits.length : "id " + d.ids[i] + ", rank " + (i + 1);
+      drawn.appendChild(chip);
+    });
+    draws.appendChild(drawn);
+    G2V.clear(promptBox.lastChild);
+    G2V.markWhitespace(promptBox.lastChild, picks[0] < 0 ? "(other)" : d.labels[picks[0]]);
+    root.setAttribute("data-draws", picks.join(","));
   }
   update();
+};
+
+/* The index of the top token a uniform u in [0, 1) falls on, or -1 for "other";
+   r: what nextTokenProbs returns. Tokens with probability 0 are never drawn. */
+G2V.sample = function (r, u) {
+  var acc = 0, last = -1;
+  for (var i = 0; i < r.probs.length; i++) {
+    if (r.probs[i] <= 0) continue;
+    acc += r.probs[i]; last = i;
+    if (u < acc) return i;
+  }
+  return r.other > 0 ? -1 : last;  // u beyond the top tokens' mass (or rounding): "other"
 };
