@@ -7,7 +7,7 @@ file, in which case the existing _build/html is used. The site is served from
 
 For every page: it loads (HTTP 200); no request goes to any host but 127.0.0.1 (every
 other request is blocked and reported); no JavaScript error and no console error; no
-local file is missing (404); every math element is typeset by the vendored MathJax;
+local file is missing (404); every formula was converted to MathML at build time;
 every saved ipywidgets view renders into a non-empty widget. A screenshot of each chapter
 is saved under _build/screenshots/ (<chapter>.jpg, and <chapter>-widget.png for
 the first widget; attention-view-before/after.png for the attention view test).
@@ -121,6 +121,11 @@ class Visit:
     missing_files: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
+    loaded: list[tuple[str, int]] = field(default_factory=list)  # (url, bytes transferred)
+
+    @property
+    def bytes_loaded(self) -> int:
+        return sum(size for _, size in self.loaded)
 
     def problems(self) -> list[str]:
         found = []
@@ -133,6 +138,12 @@ class Visit:
         return found
 
 
+def _transferred(request) -> int:
+    """Bytes a finished request brought over the wire (headers and body, as Chromium counts them)."""
+    sizes = request.sizes()
+    return sizes["responseHeadersSize"] + sizes["responseBodySize"]
+
+
 def _is_local(url: str) -> bool:
     parts = urllib.parse.urlsplit(url)
     return parts.scheme in ("data", "blob", "about") or parts.hostname in LOCAL_HOSTS
@@ -140,11 +151,12 @@ def _is_local(url: str) -> bool:
 
 @pytest.fixture
 def open_page(browser, server):
-    """open_page(path) -> (page, Visit): load a page of the site and record what it asked for."""
+    """open_page(path, width=1280) -> (page, Visit): load a page of the site in a window `width`
+    CSS pixels wide and record what it asked for; visit.bytes_loaded is what it transferred."""
     contexts = []
 
-    def _open(path: str):
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+    def _open(path: str, width: int = 1280):
+        context = browser.new_context(viewport={"width": width, "height": 900})
         contexts.append(context)
         visit = Visit()
 
@@ -166,11 +178,10 @@ def open_page(browser, server):
             lambda r: r.status >= 400 and _is_local(r.url) and visit.missing_files.append(f"{r.url} ({r.status})"),
         )
         page.on("websocket", lambda ws: _is_local(ws.url) or visit.external_requests.append(ws.url))
+        page.on("requestfinished", lambda request: visit.loaded.append((request.url, _transferred(request))))
         response = page.goto(server + path, wait_until="load")
         visit.status = response.status if response else None
         page.wait_for_load_state("networkidle")
-        # MathJax typesets after load; wait for it to finish (pages without math have no MathJax).
-        page.evaluate("() => window.MathJax && MathJax.startup ? MathJax.startup.promise : null")
         return page, visit
 
     yield _open
@@ -179,16 +190,13 @@ def open_page(browser, server):
 
 
 def _math_problems(page) -> list[str]:
-    n_math = page.locator(".math").count()
-    if n_math == 0:
-        return []
-    typeset = page.locator("mjx-container").count()
-    errors = page.locator("mjx-merror").all_inner_texts()
-    found = []
-    if typeset < n_math:
-        found.append(f"only {typeset} of {n_math} math elements were typeset by MathJax")
-    found += [f"MathJax could not typeset: {text}" for text in errors]
-    return found
+    """The build turns every formula into MathML (book/_ext/light_pages.py): none is left as TeX."""
+    untyped = page.evaluate(
+        """() => Array.from(document.querySelectorAll('.math'))
+               .filter(m => !m.querySelector('math') || /\\\\[a-zA-Z(\\[]/.test(m.textContent))
+               .map(m => m.textContent.trim().slice(0, 80))"""
+    )
+    return [f"math left as TeX (not converted to MathML): {text!r}" for text in untyped]
 
 
 def _widget_problems(page) -> list[str]:
@@ -309,12 +317,19 @@ def test_solutions_start_collapsed(open_page):
 
 @pytest.mark.slow
 def test_launch_and_download_buttons(open_page):
-    """A chapter links to Binder, Colab and JupyterHub for its own notebook, and offers the .ipynb."""
+    """A chapter links to Binder and Colab for its own notebook, and offers the .ipynb. JupyterHub
+    is offered only where _config.yml names a hub (launch_buttons.jupyterhub_url); by default none."""
     chapter = CHAPTERS[0]
     notebook = chapter.replace(".html", ".ipynb")
     page, _ = open_page(chapter)
     links = page.locator("a").evaluate_all("links => links.map(a => a.href)")
-    for service in ("mybinder.org", "colab.research.google.com", "/hub/user-redirect/git-pull"):
+    hub = (yaml.safe_load((ROOT / "_config.yml").read_text()).get("launch_buttons") or {}).get("jupyterhub_url")
+    services = ["mybinder.org", "colab.research.google.com"] + (["/hub/user-redirect/git-pull"] if hub else [])
+    if not hub:
+        assert not [link for link in links if "/hub/user-redirect/" in link], (
+            f"{chapter}: a JupyterHub launch link, but _config.yml names no hub"
+        )
+    for service in services:
         matching = [link for link in links if service in link]
         assert matching, f"{chapter}: no launch link containing {service!r}; check launch_buttons in _config.yml"
         assert any(urllib.parse.unquote(link).endswith(notebook) or notebook in urllib.parse.unquote(link)
@@ -365,3 +380,210 @@ def test_attention_view_responds(site, open_page):
     )
     view.screenshot(path=str(SCREENSHOTS / "attention-view-after.png"))
     assert not visit.problems(), visit.problems()
+
+
+# --- How a reader sees the book, at a desktop width and a phone's -------------------------
+
+WIDTHS = [1400, 390]
+PAGE_WEIGHT_LIMIT = 1_500_000  # bytes a chapter may transfer on a cold first load
+PLACEHOLDER_HOSTS = ("example.org", "example.com", "example.net")
+
+
+def _shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", WIDTHS)
+def test_check_lines_are_not_cut(open_page, width):
+    """Every check line ("[PASS] ...", "[FAIL] ...") in an output is readable to its end:
+    it wraps inside the column, never scrolls sideways or runs past the window."""
+    cut = []
+    for path in CHAPTERS:
+        page, _ = open_page(path, width=width)
+        lines = page.evaluate(
+            """() => Array.from(document.querySelectorAll('div.cell_output pre'))
+                 .filter(pre => /\\[(PASS|FAIL)\\]/.test(pre.textContent))
+                 .map(pre => ({text: pre.textContent.trim().slice(0, 70), scroll: pre.scrollWidth,
+                               client: pre.clientWidth, right: pre.getBoundingClientRect().right,
+                               window: document.documentElement.clientWidth}))"""
+        )
+        cut += [f"{path}: {line['text']!r} ({line['scroll']} px wide in a {line['client']} px box)"
+                for line in lines
+                if line["scroll"] > line["client"] + 1 or line["right"] > line["window"] + 1]
+        if path == "notebooks/03_embeddings.html":
+            box = page.locator("div.cell_output pre", has_text="[PASS] ex 3.5").first
+            if box.count():
+                box.scroll_into_view_if_needed()
+                box.screenshot(path=str(SCREENSHOTS / f"check-line-{width}.png"))
+        page.context.close()
+    assert not cut, f"{len(cut)} check line(s) cut at {width} px (book/_extra/css/book.css wraps outputs):\n  " + \
+        "\n  ".join(cut[:20])
+
+
+@pytest.mark.slow
+def test_solution_title_link_opens_the_solution(open_page):
+    """Clicking the link in a solution's title ("Exercise 4.1 (...)") opens the solution,
+    stays on it and throws no JavaScript error (sphinx-togglebutton threw
+    "button is not defined"; book/_extra/js/book.js handles the link)."""
+    path = next(p for p in CHAPTERS if "04_attention" in p)
+    page, visit = open_page(path)
+    solution = page.locator("div.solution.toggle").first
+    body = solution.locator("section").first
+    link = solution.locator(".admonition-title a").first
+    assert link.count(), f"{path}: the first solution's title has no link to its exercise"
+    assert not body.is_visible(), f"{path}: the solution is open before the click"
+    url_before = page.url
+    link.click()
+    page.wait_for_timeout(400)  # the toggle's transition
+    assert body.is_visible(), f"{path}: clicking the title's link left the solution closed"
+    assert page.url == url_before, f"{path}: the click jumped to {page.url} instead of opening the solution"
+    solution.scroll_into_view_if_needed()
+    solution.screenshot(path=str(SCREENSHOTS / "solution-opened-by-title-link.png"))
+    link.click()
+    page.wait_for_timeout(400)
+    assert not body.is_visible(), f"{path}: a second click on the link did not close the solution again"
+    assert not visit.problems(), visit.problems()
+
+
+@pytest.mark.slow
+def test_one_solution_per_exercise(site):
+    """Each exercise has one "Solution to Exercise N" block, and no code box is empty."""
+    import re
+
+    problems = []
+    title = re.compile(r'<p class="admonition-title">Solution to<a class="reference internal" href="#([\w-]+)">')
+    empty_code = re.compile(r'<div class="highlight"><pre><span></span>\s*</pre>')
+    for path in CHAPTERS:
+        html = (site / path).read_text(encoding="utf-8")
+        labels = title.findall(html)
+        problems += [f"{path}: {labels.count(label)} solutions to {label}"
+                     for label in sorted(set(labels)) if labels.count(label) > 1]
+        problems += [f"{path}: {n} empty code box(es)" for n in [len(empty_code.findall(html))] if n]
+    assert not problems, (
+        "exercises with more than one solution block, or empty code boxes (a predict exercise's "
+        "explanation belongs inside its {solution-start}...{solution-end} block; a ```{solution} "
+        "that holds a ```python block needs a longer fence, ````{solution}):\n  " + "\n  ".join(problems)
+    )
+
+
+@pytest.mark.slow
+def test_no_placeholder_url(site):
+    """No page links to a placeholder address (such as a JupyterHub at jupyterhub.example.org)."""
+    import re
+
+    found = []
+    for path in PAGES:
+        html = (site / path).read_text(encoding="utf-8")
+        for url in re.findall(r'(?:href|src)="([^"]+)"', html):
+            host = urllib.parse.urlsplit(urllib.parse.unquote(url)).hostname or ""
+            if host.endswith(PLACEHOLDER_HOSTS):
+                found.append(f"{path}: {url}")
+    assert not found, "links to placeholder addresses:\n  " + "\n  ".join(found[:20])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", CHAPTERS)
+def test_chapter_first_load_is_light(open_page, path):
+    """A chapter's cold first load (HTML, styles, scripts, fonts and the images near the top,
+    as Chromium counts the bytes) stays under 1.5 MB."""
+    page, visit = open_page(path, width=1400)
+    page.wait_for_timeout(500)  # fonts and images requested after load
+    total = visit.bytes_loaded
+    heaviest = sorted(visit.loaded, key=lambda item: -item[1])[:8]
+    listing = "\n  ".join(f"{size / 1e3:7.1f} KB  {url}" for url, size in heaviest)
+    assert total <= PAGE_WEIGHT_LIMIT, (
+        f"{path} transferred {total / 1e6:.2f} MB on first load (limit {PAGE_WEIGHT_LIMIT / 1e6:.1f} MB); "
+        f"the heaviest requests:\n  {listing}"
+    )
+
+
+@pytest.mark.slow
+def test_search_over_file_says_make_serve(browser, site):
+    """Opened from a file, the search page lists results and says that `make serve` gives snippets;
+    it requests no snippet (which the browser would refuse with a CORS error)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
+    page.goto((site / "search.html").as_uri() + "?q=attention")
+    page.wait_for_selector("#search-results ul.search li", timeout=PAGE_TIMEOUT_MS)
+    note = page.locator(".book-search-note")
+    assert note.count() == 1, "over file:// the search page does not say that search needs `make serve`"
+    assert "make serve" in note.inner_text()
+    _shot(page, "search-over-file.png")
+    context.close()
+    assert not errors, f"errors on the search page over file://: {errors}"
+
+
+@pytest.mark.slow
+def test_search_snippets_show_no_tex(open_page):
+    """Over http the results carry snippets of the page's text, with formulas as text, not TeX."""
+    page, visit = open_page("search.html?q=softmax")
+    page.wait_for_selector("#search-results ul.search li p.context", timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_timeout(1000)  # every result fetches its snippet
+    snippets = page.locator("#search-results ul.search li p.context").all_inner_texts()
+    tex = [s for s in snippets if "\\(" in s or "\\frac" in s or "\\text" in s or "$" in s]
+    assert snippets, "searching for 'softmax' over http showed no snippet"
+    assert not tex, f"snippets with raw TeX: {tex[:3]}"
+    _shot(page, "search-over-http.png")
+    assert not visit.problems(), visit.problems()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", WIDTHS)
+def test_figures_fit_and_keep_their_size(open_page, width):
+    """A figure is never wider than the column and, where the column has room (1400 px),
+    never shown smaller than it was drawn (its width attribute, else its pixel width)."""
+    problems = []
+    for path in CHAPTERS:
+        page, _ = open_page(path, width=width)
+        figures = page.evaluate(
+            """() => Array.from(document.querySelectorAll('div.cell_output img')).map(img => {
+                   const column = img.closest('div.cell_output').getBoundingClientRect().width;
+                   const drawn = parseFloat(img.getAttribute('width')) || img.naturalWidth;
+                   return {src: img.getAttribute('src').slice(-30), shown: img.getBoundingClientRect().width,
+                           drawn, column, right: img.getBoundingClientRect().right,
+                           window: document.documentElement.clientWidth};
+               })"""
+        )
+        for f in figures:
+            if f["right"] > f["window"] + 1:
+                problems.append(f"{path}: {f['src']} runs past the window ({f['right']:.0f} > {f['window']} px)")
+            if width >= 1400 and f["drawn"] and f["shown"] + 1 < min(f["drawn"], f["column"]):
+                problems.append(f"{path}: {f['src']} shown {f['shown']:.0f} px wide, drawn {f['drawn']:.0f} px")
+        page.context.close()
+    assert not problems, f"at {width} px:\n  " + "\n  ".join(problems[:20])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", WIDTHS)
+def test_wide_tables_fit_or_scroll(open_page, width):
+    """A table fits its column at 1400 px (the appendix's name table lost its fifth column);
+    narrower, a table wider than its column scrolls inside its own box, never past the window."""
+    problems = []
+    for path in CHAPTERS + [p for p in PAGES if p.startswith("book/")]:
+        page, _ = open_page(path, width=width)
+        tables = page.evaluate(
+            """() => Array.from(document.querySelectorAll('.bd-article table')).map(table => {
+                   let box = table.parentElement;
+                   while (box && !['auto', 'scroll'].includes(getComputedStyle(box).overflowX)
+                          && box.tagName !== 'ARTICLE') box = box.parentElement;
+                   return {head: table.innerText.slice(0, 40).replace(/\\s+/g, ' '),
+                           width: table.getBoundingClientRect().width, box: box.clientWidth,
+                           scrolls: ['auto', 'scroll'].includes(getComputedStyle(box).overflowX)};
+               })"""
+        )
+        for t in tables:
+            if width >= 1400 and t["width"] > t["box"] + 1:
+                problems.append(f"{path}: table {t['head']!r} is {t['width']:.0f} px in a {t['box']} px column")
+            elif t["width"] > t["box"] + 1 and not t["scrolls"]:
+                problems.append(f"{path}: table {t['head']!r} is cut ({t['width']:.0f} px, {t['box']} px box)")
+        if "10_appendix" in path:
+            table = page.locator("div.cell_output table").first
+            table.scroll_into_view_if_needed()
+            _shot(page, f"appendix-table-{width}.png")
+        page.context.close()
+    assert not problems, f"at {width} px:\n  " + "\n  ".join(problems[:20])
