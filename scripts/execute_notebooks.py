@@ -19,6 +19,12 @@ ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_PER_CELL = 300
 
 
+# Figures at 2x: matplotlib's inline backend saves "retina" PNGs at twice the pixels and
+# records their size in CSS pixels, so the book shows them sharp on HiDPI screens and phones
+# at the size they were drawn. Set for the kernel, so the chapters need no setup cell.
+KERNEL_ARGUMENTS = ["--InlineBackend.figure_formats=retina"]
+
+
 def merge_streams(outputs: list) -> list:
     """One output per run of consecutive prints: the kernel splits a cell's stdout by timing,
     and the book would show each piece in its own box."""
@@ -38,7 +44,8 @@ def execute(path: Path) -> float:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     client = NotebookClient(
-        nb, timeout=TIMEOUT_PER_CELL, kernel_name="python3", record_timing=False, resources={"metadata": {"path": str(path.parent)}}
+        nb, timeout=TIMEOUT_PER_CELL, kernel_name="python3", record_timing=False, resources={"metadata": {"path": str(path.parent)}},
+        extra_arguments=KERNEL_ARGUMENTS,
     )
     start = time.perf_counter()
     client.execute()
