@@ -10,7 +10,8 @@
 #   require.js                      requirejs (the module loader the widget manager needs)
 #   html-manager/embed-amd.js       @jupyter-widgets/html-manager: draws saved ipywidgets
 #   html-manager/*.woff2, *.woff    Font Awesome glyphs its CSS refers to
-#   mathjax/                        mathjax 3: tex-chtml.js, its TeX extensions, fonts, menu
+#
+# Math needs no script: the build converts it to MathML (book/_ext/light_pages.py).
 #
 # Versions are pinned in package.json and locked in package-lock.json; to upgrade, change
 # package.json, run `npm install`, run this script, rebuild the book and run
@@ -29,7 +30,7 @@ version() {  # version NAME -> the installed version of an npm package
 }
 
 rm -rf "$DEST"
-mkdir -p "$DEST/html-manager" "$DEST/mathjax/input/tex" "$DEST/mathjax/output/chtml/fonts"
+mkdir -p "$DEST/html-manager"
 
 # require.js (a single file; its licence is in its header comment)
 cp "$NM/requirejs/require.js" "$DEST/require.js"
@@ -41,22 +42,11 @@ HM="$NM/@jupyter-widgets/html-manager/dist"
 cp "$HM/embed-amd.js" "$HM/embed.js.LICENSE.txt" "$DEST/html-manager/"
 cp "$HM"/*.woff2 "$HM"/*.woff "$DEST/html-manager/"
 
-# MathJax 3: the TeX-to-HTML component, the extensions its autoload pulls in on demand
-# (\boldsymbol, \cancel, ...), the CHTML fonts and the context menu. The accessibility
-# explorer (a11y/ and sre/, 4 MB) is left out: it is off unless a reader enables it.
-MJ="$NM/mathjax/es5"
-cp "$MJ/tex-chtml.js" "$DEST/mathjax/"
-cp -r "$MJ/input/tex/extensions" "$DEST/mathjax/input/tex/"
-cp -r "$MJ/output/chtml/fonts/woff-v2" "$DEST/mathjax/output/chtml/fonts/"
-cp -r "$MJ/ui" "$DEST/mathjax/"
-cp "$NM/mathjax/LICENSE" "$DEST/mathjax/LICENSE"
-
 cat > "$DEST/VERSIONS.txt" <<EOF
 Files copied from npm packages by scripts/vendor_js.sh (pinned in package.json and package-lock.json).
 
 requirejs                      $(version requirejs)   MIT           require.js
 @jupyter-widgets/html-manager  $(version @jupyter-widgets/html-manager)  BSD-3-Clause  html-manager/ (dist/embed-amd.js and its fonts; bundled licences in embed.js.LICENSE.txt)
-mathjax                        $(version mathjax)   Apache-2.0    mathjax/ (es5/tex-chtml.js, input/tex/extensions, output/chtml/fonts/woff-v2, ui)
 EOF
 
 du -sh "$DEST"
