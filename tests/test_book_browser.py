@@ -535,23 +535,33 @@ def test_search_snippets_show_no_tex(open_page):
 @pytest.mark.slow
 @pytest.mark.parametrize("width", WIDTHS)
 def test_figures_fit_and_keep_their_size(open_page, width):
-    """A figure is never wider than the column and, where the column has room (1400 px),
-    never shown smaller than it was drawn (its width attribute, else its pixel width)."""
+    """A figure is never wider than the column, keeps its aspect ratio and, where the column
+    has room (1400 px), is never shown smaller than it was drawn (its width in CSS pixels,
+    which a retina figure records, else its pixel width)."""
     problems = []
     for path in CHAPTERS:
         page, _ = open_page(path, width=width)
+        # the figures load lazily, as the reader scrolls to them: load them all now
+        page.evaluate("() => document.querySelectorAll('div.cell_output img').forEach(img => { img.loading = 'eager'; })")
+        page.wait_for_function(
+            "() => Array.from(document.querySelectorAll('div.cell_output img')).every(i => i.complete && i.naturalWidth)"
+        )
         figures = page.evaluate(
             """() => Array.from(document.querySelectorAll('div.cell_output img')).map(img => {
                    const column = img.closest('div.cell_output').getBoundingClientRect().width;
-                   const drawn = parseFloat(img.getAttribute('width')) || img.naturalWidth;
-                   return {src: img.getAttribute('src').slice(-30), shown: img.getBoundingClientRect().width,
-                           drawn, column, right: img.getBoundingClientRect().right,
-                           window: document.documentElement.clientWidth};
+                   const drawn = parseFloat(img.style.width) || parseFloat(img.getAttribute('width')) || img.naturalWidth;
+                   const box = img.getBoundingClientRect();
+                   return {src: img.getAttribute('src').slice(-30), shown: box.width, drawn, column,
+                           right: box.right, window: document.documentElement.clientWidth,
+                           squash: img.naturalWidth ? Math.abs(box.height / box.width
+                                   - img.naturalHeight / img.naturalWidth) / (img.naturalHeight / img.naturalWidth) : 0};
                })"""
         )
         for f in figures:
             if f["right"] > f["window"] + 1:
                 problems.append(f"{path}: {f['src']} runs past the window ({f['right']:.0f} > {f['window']} px)")
+            if f["squash"] > 0.02:
+                problems.append(f"{path}: {f['src']} is distorted (aspect ratio off by {f['squash']:.0%})")
             if width >= 1400 and f["drawn"] and f["shown"] + 1 < min(f["drawn"], f["column"]):
                 problems.append(f"{path}: {f['src']} shown {f['shown']:.0f} px wide, drawn {f['drawn']:.0f} px")
         page.context.close()

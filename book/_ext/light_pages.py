@@ -6,7 +6,8 @@ What a page does not use is not loaded:
   natively and no page loads MathJax (1.2 MB of JavaScript and its fonts). The search
   snippets, which Sphinx takes from the page's text, then show the formula, not its TeX.
 - The theme's Font Awesome script (1.5 MB, it swaps each icon for an inline SVG) is dropped:
-  the theme's stylesheet already draws the same icons from the Font Awesome web font.
+  the theme's stylesheet already draws the same icons from the Font Awesome web font (and
+  book.css draws the GitHub icon, so the 118 KB brands font is not needed either).
 - The search index and its scripts (120 KB) are loaded by the search page only; the theme
   adds them to every page for a search-as-you-type box this book does not turn on.
 - Images carry loading="lazy": a figure far down a chapter is fetched when the reader
