@@ -4,6 +4,7 @@ The sampling math in the page's JavaScript is run with node and compared with
 gpt2lib.generate.next_token_probs; the views are driven in headless Chromium.
 """
 
+import asyncio
 import json
 import os
 import re
@@ -506,6 +507,60 @@ def test_live_views_recompute(model, tok):
     assert emb.view is None
 
 
+def test_live_views_follow_typing_with_one_recompute_per_pause(model, tok):
+    """Inside the kernel's event loop a burst of edits is recomputed once, after the pause;
+    the box updates while typing (continuous_update) and says so on screen."""
+    pytest.importorskip("ipywidgets")
+    from gpt2lib.viz import live
+
+    calls = []
+
+    def make(text):
+        calls.append(text)
+        return viz.token_view(tok, text)
+
+    async def type_then_wait():
+        view = live.live_view_class()("tokens", make, "The", "Text:", multiline=True)
+        for text in ["The c", "The ca", "The cat"]:
+            view.text.value = text
+        assert calls == ["The"], f"recomputed while typing: {calls}"
+        await asyncio.sleep(live.DEBOUNCE_S + 0.2)
+        return view
+
+    view = asyncio.run(type_then_wait())
+    assert calls == ["The", "The cat"], calls
+    assert view.view.result.ids == tok.encode("The cat")
+    assert view.text.continuous_update and live.TYPING_HINT in view.hint.value
+
+
+def relative_luminance(colour: str) -> float:
+    rgb = [int(colour[k:k + 2], 16) / 255 for k in (1, 3, 5)]
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG 2 contrast ratio of two #rrggbb colours."""
+    la, lb = sorted([relative_luminance(a), relative_luminance(b)], reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def test_error_text_is_readable_on_any_theme(model, tok):
+    """A live view's error sits on its own light card: its contrast does not depend on the
+    page behind it (red on JupyterLab's dark background was about 2.7:1)."""
+    from gpt2lib.viz.live import error_html
+
+    card = error_html(ValueError("' Montague' is 2 tokens"))
+    fg = re.search(r"(?<!-)color:(#[0-9a-f]{6})", card).group(1)
+    bg = re.search(r"background-color:(#[0-9a-f]{6})", card).group(1)
+    assert contrast(fg, bg) >= 4.5, f"error text {fg} on {bg}: contrast {contrast(fg, bg):.1f}"
+    assert "&#x27; Montague&#x27;" in card or "' Montague'" in card
+    css = asset("viz.css")
+    error_fg = re.search(r"\.g2v-error \{ color: (#[0-9a-f]{6})", css).group(1)
+    assert contrast(error_fg, "#ffffff") >= 4.5, f"the view's error text {error_fg} on its white card"
+    assert "color-scheme: light" in css, "controls on the white card must not take a dark theme's styling"
+
+
 # ---- in a browser: the views respond to the reader ----
 
 def open_view(browser, view, tmp_path, width: int = 900):
@@ -597,6 +652,9 @@ def test_attention_view_by_keyboard_and_on_a_phone(browser, model, tok, tmp_path
     assert root.get_attribute("data-layer") != str(layer), "arrow keys in the head grid choose another layer"
     assert page.evaluate("document.activeElement.getAttribute('aria-checked')") == "true"
     root.locator("button.g2v-headchip").first.press("Enter")
+    page.evaluate("document.documentElement.style.colorScheme = 'dark'; document.body.style.background = '#111'")
+    schemes = root.evaluate("r => Array.from(r.querySelectorAll('input, select')).map(e => getComputedStyle(e).colorScheme)")
+    assert set(schemes) == {"light"}, f"on a dark page the card's controls take {schemes}: they must stay light"
     assert not problems, problems
     page.screenshot(path=str(tmp_path / "attention-900.png"), full_page=True)
     phone, root, more = open_view(browser, view, tmp_path, width=390)
