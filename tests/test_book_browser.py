@@ -597,3 +597,24 @@ def test_wide_tables_fit_or_scroll(open_page, width):
             _shot(page, f"appendix-table-{width}.png")
         page.context.close()
     assert not problems, f"at {width} px:\n  " + "\n  ".join(problems[:20])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", WIDTHS)
+def test_formulas_can_be_read_whole(open_page, width):
+    """A displayed formula wider than the column starts at the column's left edge and scrolls
+    (centred in a flex row, it overflowed to the left, where no scrollbar reaches)."""
+    problems = []
+    for path in CHAPTERS:
+        page, _ = open_page(path, width=width)
+        formulas = page.evaluate(
+            """() => Array.from(document.querySelectorAll('div.math')).map(box => {
+                   const math = box.querySelector('math');
+                   return {text: box.textContent.trim().slice(0, 40), box: box.getBoundingClientRect().left,
+                           math: math ? math.getBoundingClientRect().left : null};
+               })"""
+        )
+        problems += [f"{path}: {f['text']!r} starts {f['box'] - f['math']:.0f} px left of its box"
+                     for f in formulas if f["math"] is not None and f["math"] < f["box"] - 1]
+        page.context.close()
+    assert not problems, f"at {width} px:\n  " + "\n  ".join(problems[:20])
