@@ -664,6 +664,26 @@ def test_attention_view_by_keyboard_and_on_a_phone(browser, model, tok, tmp_path
 
 
 @pytest.mark.slow
+def test_attention_lines_mode_overlays_heads(browser, model, tok, tmp_path):
+    view = viz.attention_view(model, tok, TEXT, layer=1, head=0)
+    data = embedded(view)
+    page, root, problems = open_view(browser, view, tmp_path)
+    root.locator("input[data-role=mode-lines]").check()
+    assert root.get_attribute("data-mode") == "lines" and not root.locator("svg.g2v-heat").is_visible()
+    def drawn():
+        return root.evaluate("r => Array.from(r.querySelectorAll('svg[data-role=lines] line'))"
+                             ".map(l => [+l.dataset.head, +l.dataset.i, +l.dataset.j])")
+    T, scale = data["T"], data["scale"]
+    expected = {(0, i, j) for i in range(T) for j in range(i + 1) if data["w"][1][0][i * (i + 1) // 2 + j] / scale >= 0.01}
+    assert set(map(tuple, drawn())) == expected, "one line per weight of at least 0.01 of the chosen head"
+    root.locator("input[data-role=line-head][data-head='2']").check()
+    assert {h for h, _, _ in drawn()} == {0, 2}, "ticking a head overlays its lines"
+    root.locator("svg[data-role=lines] text[data-index='5']").hover()
+    assert {i for _, i, _ in drawn()} == {5}, "hovering a token keeps only its lines"
+    assert not problems, problems
+
+
+@pytest.mark.slow
 def test_sampling_view_in_browser(browser, tok, tmp_path):
     model = tiny_model(seed=3, wte_scale=60.0)
     view = viz.sampling_view(model, tok, "To be, or not to be")

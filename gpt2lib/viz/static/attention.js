@@ -6,7 +6,8 @@
 G2V.attention = function (app, d) {
   var T = d.T, L = d.n_layer, H = d.n_head, scale = d.scale || 1000;
   var start = d.start || [0, 0];
-  var state = {layer: start[0], head: start[1], query: T - 1, pinned: T - 1, sqrt: false, cell: null};
+  var state = {layer: start[0], head: start[1], query: T - 1, pinned: T - 1, sqrt: false, cell: null,
+    mode: "heatmap", focusLines: false};
   var root = app.parentNode;
 
   function units(l, h, i, j) { return j > i ? 0 : d.w[l][h][i * (i + 1) / 2 + j]; }
@@ -87,7 +88,90 @@ G2V.attention = function (app, d) {
   var cellInfo = G2V.el("div", {"class": "g2v-readout", "data-role": "cell", "aria-live": "polite", text: HINT});
   var heatTitle = G2V.el("div", {"class": "g2v-panel-title", "data-role": "heat-title"});
   var heatPanel = G2V.el("div", {"class": "g2v-panel g2v-heat-panel", style: {maxWidth: W + "px"}},
-    [heatTitle, svg, cellInfo]);
+    [heatTitle, G2V.el("div", {"class": "g2v-modes", role: "radiogroup", "aria-label": "Draw the head as"}), svg, cellInfo]);
+  var modeBox = heatPanel.children[1];
+  var modeInputs = [["heatmap", "heatmap"], ["lines", "lines (several heads)"]].map(function (m) {
+    var input = G2V.el("input", {type: "radio", name: root.id + "-mode", value: m[0], "data-role": "mode-" + m[0]});
+    if (m[0] === "heatmap") input.checked = true;
+    input.addEventListener("change", function () { if (input.checked) setMode(m[0]); });
+    modeBox.appendChild(G2V.el("label", {"class": "g2v-label"}, [input, " " + m[1]]));
+    return input;
+  });
+
+  /* ---- lines: queries on the left, keys on the right, one colour per head (bertviz's head view) ---- */
+  var lineHeads = {};
+  lineHeads[state.head] = true;
+  var ROW = 16, LW = Math.ceil(maxChars * 7.3) + 8, GAP = 150, LX = LW, RX = LW + GAP;
+  var LINES_W = 2 * LW + GAP, LINES_H = ROW * T + 8;
+  var linesSvg = G2V.fit(G2V.svg("svg", {"data-role": "lines", "class": "g2v-lines",
+    "aria-label": "Lines from each token (left) to the tokens it looks at (right); hover a token on the left"}), LINES_W, LINES_H);
+  var lineLayer = G2V.svg("g", {});
+  linesSvg.appendChild(lineLayer);
+  var leftText = [], rightText = [];
+  for (i = 0; i < T; i++) {
+    var lt = G2V.svg("text", {x: LX - 6, y: 4 + i * ROW + ROW / 2, "text-anchor": "end", "dominant-baseline": "central",
+      "font-size": 12, "class": "g2v-axis", "data-index": i, style: "cursor:pointer"});
+    lt.textContent = G2V.short(lbl(i), 12);
+    lt.addEventListener("mouseenter", (function (i) { return function () { setQuery(i, false); }; })(i));
+    lt.addEventListener("mouseleave", function () { setQuery(state.pinned, false); });
+    lt.addEventListener("click", (function (i) { return function () { setQuery(i, true); }; })(i));
+    var rt = G2V.svg("text", {x: RX + 6, y: 4 + i * ROW + ROW / 2, "text-anchor": "start", "dominant-baseline": "central",
+      "font-size": 12, "class": "g2v-axis"});
+    rt.textContent = G2V.short(lbl(i), 12);
+    linesSvg.appendChild(lt); linesSvg.appendChild(rt); leftText.push(lt); rightText.push(rt);
+  }
+  var headBoxes = G2V.el("div", {"class": "g2v-controls g2v-line-heads", "data-role": "line-heads"});
+  var allButton = G2V.el("button", {type: "button", "class": "g2v-chipbtn", "data-role": "lines-all", text: "all tokens"});
+  allButton.addEventListener("click", function () { state.focusLines = false; setQuery(state.pinned, false); });
+  var linesPanel = G2V.el("div", {"class": "g2v-lines-panel", style: {display: "none"}}, [headBoxes, linesSvg,
+    G2V.el("div", {"class": "g2v-note", text: "Each line joins a token (left) to a token it looks at (right); " +
+      "the darker the line, the larger the weight. Hover a token on the left (or choose one in the text below) " +
+      "to see its lines only; tick heads to overlay them."})]);
+  heatPanel.insertBefore(linesPanel, cellInfo);
+  function drawHeadBoxes() {
+    G2V.clear(headBoxes);
+    headBoxes.appendChild(G2V.el("span", {text: "Heads of layer " + state.layer + ":"}));
+    for (var h = 0; h < H; h++) {
+      var box = G2V.el("input", {type: "checkbox", "data-head": h, "data-role": "line-head"});
+      box.checked = !!lineHeads[h];
+      box.addEventListener("change", (function (h, box) { return function () {
+        lineHeads[h] = box.checked; drawLines();
+      }; })(h, box));
+      headBoxes.appendChild(G2V.el("label", {"class": "g2v-label"}, [box,
+        G2V.el("span", {"class": "g2v-swatch", style: {background: G2V.HEAD_COLOURS[h % G2V.HEAD_COLOURS.length], marginLeft: "0"}}),
+        String(h)]));
+    }
+    headBoxes.appendChild(allButton);
+  }
+  function drawLines() {
+    if (state.mode !== "lines") return;
+    G2V.clear(lineLayer);
+    var only = state.query !== state.pinned || state.focusLines ? state.query : null;
+    for (var h = 0; h < H; h++) {
+      if (!lineHeads[h]) continue;
+      var colour = G2V.HEAD_COLOURS[h % G2V.HEAD_COLOURS.length];
+      for (var i = 0; i < T; i++) {
+        if (only !== null && i !== only) continue;
+        for (var j = 0; j <= i; j++) {
+          var w = weight(state.layer, h, i, j);
+          if (w < 0.01) continue;
+          lineLayer.appendChild(G2V.svg("line", {x1: LX, y1: 4 + i * ROW + ROW / 2, x2: RX, y2: 4 + j * ROW + ROW / 2,
+            stroke: colour, "stroke-width": 2, "stroke-opacity": Math.min(1, shade(w)).toFixed(3),
+            "data-head": h, "data-i": i, "data-j": j}));
+        }
+      }
+    }
+    leftText.forEach(function (t, k) { t.setAttribute("class", k === only ? "g2v-axis g2v-on" : "g2v-axis"); });
+    root.setAttribute("data-lines", lineLayer.childNodes.length);
+  }
+  function setMode(mode) {
+    state.mode = mode;
+    root.setAttribute("data-mode", mode);
+    svg.style.display = mode === "heatmap" ? "" : "none";
+    linesPanel.style.display = mode === "lines" ? "" : "none";
+    cellInfo.style.display = mode === "heatmap" ? "" : "none";
+    if (mode === "lines") { lineHeads[state.head] = true; drawHeadBoxes(); drawLines(); }
+  }
 
   function cellAt(ev) {
     var box = svg.getBoundingClientRect(), k = box.width / W;
@@ -282,6 +366,7 @@ G2V.attention = function (app, d) {
   function setQuery(i, pin) {
     if (pin) state.pinned = i;
     state.query = i;
+    state.focusLines = pin || state.focusLines;
     root.setAttribute("data-query", i);
     var row = [];
     for (var j = 0; j < T; j++) {
@@ -309,6 +394,7 @@ G2V.attention = function (app, d) {
         G2V.el("span", {"class": "g2v-mini", style: {width: Math.round(40 * p[0] / scale) + "px"}}),
         lbl(p[1]) + " " + G2V.fixedFromUnits(p[0], scale, 2)]));
     });
+    drawLines();
   }
 
   function redraw() {
@@ -331,14 +417,21 @@ G2V.attention = function (app, d) {
     root.setAttribute("data-layer", l); root.setAttribute("data-head", h);
     showCell();
     setQuery(state.query, false);
+    if (state.mode === "lines") { drawHeadBoxes(); drawLines(); }
   }
   function choose(l, h) {
+    if (state.mode === "lines" && l === state.layer) lineHeads[h] = true;
+    else if (l !== state.layer || h !== state.head) { lineHeads = {}; lineHeads[h] = true; }
     state.layer = l; state.head = h;
     layerSel[1].value = String(l); headSel[1].value = String(h);
     redraw();
   }
   redraw();
 };
+
+/* One colour per head in the lines mode (Tableau 10, then two more). */
+G2V.HEAD_COLOURS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+  "#9c755f", "#bab0ac", "#1b9e77", "#7570b3"];
 
 /* The masked future (cells j > i) as one staircase: along the top from column 1 to the
    right edge, then down and left one cell per row, ending above the last row. */
