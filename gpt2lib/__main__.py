@@ -18,7 +18,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gpt2lib", description="GPT-2 from scratch: generate text, inspect models.")
     commands = p.add_subparsers(dest="command", required=True)
     g = commands.add_parser("generate", help="continue a prompt, printing tokens as they are generated")
-    g.add_argument("prompt", help='the text to continue ("" starts from <|endoftext|>)')
+    g.add_argument("prompt", help='the text to continue ("" starts from <|endoftext|>; - reads it from stdin)')
     g.add_argument("--model", default=BUNDLED_MODEL, help=f"{USAGE_MODELS}; default {BUNDLED_MODEL}")
     g.add_argument("--max-new-tokens", type=int, default=50, help="at most this many new tokens (default 50)")
     g.add_argument("--temperature", type=float, help="sample at this temperature (0 = greedy; default: greedy)")
@@ -44,18 +44,42 @@ def run_generate(args, out) -> None:
     from .generate import stream_generate
     from .loading import from_pretrained, resolve
 
+    prompt = read_prompt(args.prompt)
     directory = resolve(args.model)
     model = from_pretrained(directory)
     tokenizer = tokenizer_for(directory)
-    ids = tokenizer.encode(args.prompt, allowed_special="all") or [tokenizer.eot_id]
+    check_vocabularies(model.config.n_vocab, tokenizer, directory)
+    ids = tokenizer.encode(prompt, allowed_special="all") or [tokenizer.eot_id]
+    if ids == [None]:
+        raise ValueError("the prompt is empty and this tokenizer has no <|endoftext|> to start from; give a prompt")
     tokens = stream_generate(model, ids, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                              top_p=args.top_p, seed=args.seed, eos_id=tokenizer.eot_id, use_cache=not args.no_cache)
-    out.write(args.prompt)
+    out.write(prompt)
     out.flush()
     for text in decode_stream(tokenizer, tokens):
         out.write(text)
         out.flush()
     out.write("\n")
+
+
+def read_prompt(prompt: str) -> str:
+    """The prompt argument, or for "-" the text on stdin (without the newline echo adds)."""
+    if prompt != "-":
+        return prompt
+    text = sys.stdin.read()
+    return text.removesuffix("\n")
+
+
+def check_vocabularies(n_vocab: int, tokenizer, directory) -> None:
+    """Refuse a model and tokenizer whose vocabularies differ, before anything is printed:
+    the prompt would get ids the model cannot take, or the model produce ids the tokenizer
+    cannot decode (a vocabulary padded to 50,304 used with GPT-2's 50,257 tokens)."""
+    if n_vocab != tokenizer.n_vocab:
+        raise ValueError(
+            f"the model in {directory} has n_vocab={n_vocab} but its tokenizer has {tokenizer.n_vocab} tokens; "
+            f"put the model's own vocab.json + merges.txt in {directory} (Tokenizer.save), or save a model "
+            f"whose vocabulary is the tokenizer's"
+        )
 
 
 def decode_stream(tokenizer, tokens) -> Iterator[str]:
@@ -73,16 +97,16 @@ def decode_stream(tokenizer, tokens) -> Iterator[str]:
 
 
 def run_info(args, out) -> None:
-    from safetensors import safe_open
-
     from .config import count_parameters
-    from .loading import read_config, resolve, weight_files
+    from .loading import read_config, read_header, resolve, weight_files
 
     directory = resolve(args.model)
     config = read_config(directory)
     files = weight_files(directory)
-    with safe_open(files[0], framework="pt") as f:
-        stored = f.get_slice(next(iter(f.keys()))).get_dtype()
+    header = read_header(files[0])
+    if not header:
+        raise ValueError(f"{files[0]} holds no tensors; save the model's weights into it again")
+    stored = next(iter(header.values()))[1]  # the dtype of the first tensor, e.g. F32
     size = sum(file.stat().st_size for file in files)
     n = count_parameters(config)
     rows = {"model": args.model, "directory": directory.resolve()}

@@ -27,7 +27,7 @@ class GPTConfig:
     def __post_init__(self):
         for name in ("n_vocab", "n_ctx", "n_embd", "n_layer", "n_head"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"GPTConfig.{name} must be a positive int, got {value!r}")
         if self.n_embd % self.n_head != 0:
             raise ValueError(
@@ -36,8 +36,8 @@ class GPTConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.layer_norm_eps <= 0:
-            raise ValueError(f"layer_norm_eps must be positive, got {self.layer_norm_eps}")
+        if not 0 < self.layer_norm_eps < float("inf"):  # NaN fails this too: it would make every logit NaN
+            raise ValueError(f"layer_norm_eps must be positive and finite, got {self.layer_norm_eps}")
 
     @property
     def head_size(self) -> int:

@@ -5,6 +5,9 @@ is from Holtzman et al. (2020), "The Curious Case of Neural Text Degeneration". 
 filters apply in the order Hugging Face's generate uses: temperature, top-k, top-p.
 """
 
+import math
+import numbers
+import operator
 from collections.abc import Iterator
 
 import torch
@@ -60,8 +63,11 @@ def next_token_probs(logits: torch.Tensor, *, temperature: float = 1.0, top_k: i
 
 def check_options(temperature, top_k, top_p):
     """Raise a clear error for a sampling option outside its range."""
-    if temperature is not None and not temperature >= 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy, 1 = the model's distribution), got {temperature}")
+    for name, value in (("temperature", temperature), ("top_p", top_p)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    if temperature is not None and not 0 <= temperature < math.inf:  # inf would sample uniformly
+        raise ValueError(f"temperature must be >= 0 and finite (0 = greedy, 1 = the model's distribution), got {temperature}")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise ValueError(f"top_k must be an int >= 1 (the number of tokens kept), got {top_k!r}")
     if top_p is not None and not 0 < top_p <= 1:
@@ -70,17 +76,11 @@ def check_options(temperature, top_k, top_p):
 
 def prompt_tensor(model: GPT, ids, max_new_tokens: int) -> torch.Tensor:
     """The prompt as a [1, T] LongTensor, after checking it fits the model."""
-    if isinstance(ids, torch.Tensor):
-        if ids.dim() == 2 and ids.size(0) == 1:
-            ids = ids[0]
-        if ids.dim() != 1 or ids.is_floating_point():
-            raise TypeError(f"ids must be a list of ints or a 1-D integer tensor, got a tensor of shape {list(ids.shape)}")
-        ids = ids.tolist()
-    ids = list(ids)
+    ids = prompt_ids(ids)
     n_vocab, n_ctx = model.config.n_vocab, model.config.n_ctx
     if not ids:
         raise ValueError("the prompt is empty: give at least one token id, e.g. [50256] (<|endoftext|>) to start from nothing")
-    bad = [i for i in ids if not isinstance(i, int) or not 0 <= i < n_vocab]
+    bad = [i for i in ids if not 0 <= i < n_vocab]
     if bad:
         raise ValueError(f"prompt token id {bad[0]!r} is outside the model's vocabulary [0, {n_vocab - 1}]; "
                          f"were the ids made by a different tokenizer?")
@@ -98,6 +98,45 @@ def prompt_tensor(model: GPT, ids, max_new_tokens: int) -> torch.Tensor:
     return torch.tensor([ids], dtype=torch.long, device=device)  # [1, T]
 
 
+def prompt_ids(ids) -> list[int]:
+    """The prompt as a list of Python ints, from a list of ints (numpy and torch integer
+    scalars too), a 1-D or [1, T] integer tensor or numpy array."""
+    if isinstance(ids, (str, bytes)):
+        raise TypeError(f"ids must be token ids, got a {type(ids).__name__}: encode the text first, "
+                        f"e.g. get_tokenizer().encode({ids[:20]!r})")
+    if not isinstance(ids, torch.Tensor) and hasattr(ids, "__array__"):  # a numpy array
+        ids = torch.as_tensor(ids)
+    if isinstance(ids, torch.Tensor):
+        if ids.dim() == 2 and ids.size(0) == 1:
+            ids = ids[0]  # [1, T] -> [T]
+        if ids.dim() != 1 or ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+            raise TypeError(f"ids must be a list of ints or a 1-D integer tensor, got a {ids.dtype} tensor "
+                            f"of shape {list(ids.shape)}")
+        return ids.tolist()
+    out = []
+    for i in ids:
+        try:
+            if isinstance(i, bool) or getattr(i, "dtype", None) == torch.bool:
+                raise TypeError
+            out.append(operator.index(i))  # int, numpy.int64, a 0-d integer tensor
+        except TypeError:
+            raise TypeError(f"prompt token ids must be integers, got {type(i).__name__} {i!r}") from None
+    return out
+
+
+def check_seed(seed) -> None:
+    """A seed torch.Generator.manual_seed takes: an int in [0, 2**64)."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64):
+        raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
+
+
+def check_logits(logits: torch.Tensor, step: int) -> None:
+    """Stop on NaN or inf scores: argmax would pick token 0, sampling would fail or lie."""
+    if not torch.isfinite(logits).all():
+        raise ValueError(f"the model's logits hold NaN or inf at new token {step}; its weights are broken "
+                         f"(check torch.isfinite(p).all() for model.parameters()), or a float16 model overflowed")
+
+
 def stream_generate(model: GPT, ids, max_new_tokens: int, *, temperature: float | None = None,
                     top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
                     eos_id: int | None = 50256, use_cache: bool = True) -> Iterator[int]:
@@ -106,13 +145,27 @@ def stream_generate(model: GPT, ids, max_new_tokens: int, *, temperature: float 
     Bad arguments raise here, at the call, not at the first next().
     """
     check_options(temperature, top_k, top_p)
+    check_seed(seed)
     idx = prompt_tensor(model, ids, max_new_tokens)  # [1, T]
     sampling = (temperature, top_k, top_p) != (None, None, None) and temperature != 0
     generator = None  # without a seed, sampling draws from torch's global generator
     if sampling and seed is not None:
         generator = torch.Generator(idx.device).manual_seed(seed)
     options = dict(temperature=1.0 if temperature is None else temperature, top_k=top_k, top_p=top_p)
-    return _tokens(model, idx, max_new_tokens, options if sampling else None, generator, eos_id, use_cache)
+    tokens = _tokens(model, idx, max_new_tokens, options if sampling else None, generator, eos_id, use_cache)
+    return _in_eval_mode(model, tokens)
+
+
+def _in_eval_mode(model: GPT, tokens: Iterator[int]) -> Iterator[int]:
+    """Run the decoding loop with every module in eval mode (no dropout: greedy is then
+    deterministic), and give each module back the mode it had when the loop ends."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield from tokens
+    finally:
+        for module, training in modes:
+            module.training = training
 
 
 @torch.inference_mode()
@@ -123,6 +176,7 @@ def _tokens(model, idx, max_new_tokens, sampling, generator, eos_id, use_cache) 
     cache = KVCache(model.config, 1, idx.device, model.wte.weight.dtype) if use_cache else None
     logits = model(idx, cache)[0, -1]  # [V], scores for the token after the prompt
     for step in range(max_new_tokens):
+        check_logits(logits, step)
         if sampling is not None:
             probs = next_token_probs(logits, **sampling)  # [V]
             token = int(torch.multinomial(probs, 1, generator=generator))

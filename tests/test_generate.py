@@ -130,3 +130,69 @@ def test_bad_arguments_are_clear_errors(tiny, ids, kwargs, message):
         generate(tiny, ids, **kwargs)
     with pytest.raises(ValueError, match=message):
         stream_generate(tiny, ids, **kwargs)  # at the call, before any iteration
+
+
+# --- hostile inputs -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("temperature", [float("inf"), float("nan")])
+def test_temperature_must_be_finite(tiny, temperature):
+    """temperature=inf divided every logit to 0: uniform sampling, and top_k=2 then kept every token."""
+    with pytest.raises(ValueError, match=r"temperature must be >= 0 and finite"):
+        generate(tiny, PROMPT, 5, temperature=temperature, top_k=2, seed=1)
+    with pytest.raises(ValueError, match=r"temperature must be >= 0 and finite"):
+        next_token_probs(torch.zeros(10), temperature=temperature)
+
+
+def test_greedy_is_deterministic_on_a_model_left_in_train_mode():
+    model = random_gpt(CONFIG.replace(dropout=0.5), seed=3).train()
+    model.h[1].eval()  # a caller's mixed modes come back as they were
+    outputs = [generate(model, PROMPT, 20, eos_id=None) for _ in range(5)]
+    assert outputs == [generate(model.eval(), PROMPT, 20, eos_id=None)] * 5, "dropout was on while generating"
+    model.train()
+    model.h[1].eval()
+    stream = stream_generate(model, PROMPT, 5, eos_id=None)
+    next(stream)
+    stream.close()
+    assert model.training and model.h[0].training and not model.h[1].training and not model.h[1].attn.training
+
+
+def test_non_finite_logits_raise_instead_of_picking_token_0():
+    model = random_gpt(CONFIG, seed=3)
+    with torch.no_grad():
+        model.ln_f.weight[0] = float("nan")
+    with pytest.raises(ValueError, match=r"the model's logits hold NaN or inf at new token 0; its weights are broken"):
+        generate(model, PROMPT, 5)
+    with pytest.raises(ValueError, match=r"logits hold NaN or inf"):
+        generate(model, PROMPT, 5, temperature=1.0, seed=0)
+
+
+def test_numpy_and_torch_integer_ids_are_accepted(tiny):
+    import numpy as np
+
+    expected = generate(tiny, PROMPT, 5)
+    for ids in [np.array(PROMPT), np.array([PROMPT]), [np.int64(i) for i in PROMPT], [np.int32(i) for i in PROMPT],
+                [torch.tensor(i) for i in PROMPT], np.array(PROMPT, dtype=np.uint16)]:
+        assert generate(tiny, ids, 5) == expected, f"ids of type {type(ids).__name__}"
+
+
+@pytest.mark.parametrize("ids, error, message", [
+    ("Hello", TypeError, r"ids must be token ids, got a str: encode the text first, e.g. get_tokenizer\(\).encode\('Hello'\)"),
+    ([1.0, 2.0], TypeError, r"prompt token ids must be integers, got float 1.0"),
+    ([True, 2], TypeError, r"prompt token ids must be integers, got bool True"),
+    (torch.tensor([1.5]), TypeError, r"ids must be a list of ints or a 1-D integer tensor, got a torch.float32 tensor"),
+])
+def test_ids_that_are_not_token_ids(tiny, ids, error, message):
+    with pytest.raises(error, match=message):
+        generate(tiny, ids, 5)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"seed": 2**70}, ValueError, r"seed must be an int in \[0, 2\*\*64\), got 1180591620717411303424"),
+    ({"seed": -1}, ValueError, r"seed must be an int in \[0, 2\*\*64\)"),
+    ({"temperature": "1.0"}, TypeError, r"temperature must be a number, got str '1.0'"),
+    ({"top_p": float("nan")}, ValueError, r"top_p must be in \(0, 1\]"),
+])
+def test_bad_sampling_arguments(tiny, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        generate(tiny, PROMPT, 5, **({"temperature": 1.0} | kwargs))

@@ -240,3 +240,238 @@ def test_unsupported_configs_are_refused(saved, tmp_path, changes, message):
 def test_save_pretrained_refuses_odd_dtypes(saved, tmp_path):
     with pytest.raises(ValueError, match=r"dtype must be None, torch.float32, torch.float16 or torch.bfloat16"):
         save_pretrained(saved[1], tmp_path, dtype=torch.int8)
+
+
+# --- faults and hostile files ------------------------------------------------------------
+
+SAVE_UNDER_A_SIZE_LIMIT = """
+import resource, signal, sys, torch
+from gpt2lib import GPT, GPTConfig, save_pretrained
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG, not a kill
+torch.manual_seed(1)
+model = GPT(GPTConfig(n_vocab=97, n_ctx=48, n_embd=48, n_layer=3, n_head=4))
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))  # the weights need ~350 KB
+try:
+    save_pretrained(model, sys.argv[1])
+except Exception as e:
+    print(f"{type(e).__name__}: {e}")
+    sys.exit(3)
+"""
+
+
+def run_python(code, *args, timeout=120):
+    import os
+    import subprocess
+    import sys
+
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+def test_a_save_that_fails_leaves_the_old_checkpoint(tmp_path):
+    """Model B (n_head 4) over model A (n_head 2), same shapes: a failed save must not load as a hybrid."""
+    a = random_gpt(CONFIG.replace(n_head=2), seed=2)
+    save_pretrained(a, tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    result = run_python(SAVE_UNDER_A_SIZE_LIMIT, tmp_path)
+    assert result.returncode == 3, f"the save should fail under the size limit: {result.stdout}{result.stderr}"
+    assert "File too large" in result.stdout or "EFBIG" in result.stdout or "27" in result.stdout, result.stdout
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before, "the old files changed, or temporary ones stayed"
+    loaded = from_pretrained(tmp_path)
+    assert loaded.config.n_head == 2, "config.json is the new model's, the weights the old one's"
+    assert torch.equal(loaded.h[0].attn.c_attn.weight, a.h[0].attn.c_attn.weight)
+
+
+@pytest.mark.parametrize("failing_call", [1, 2])
+def test_a_crash_between_the_renames_leaves_nothing_that_loads(tmp_path, monkeypatch, failing_call):
+    save_pretrained(random_gpt(CONFIG.replace(n_head=2), seed=2), tmp_path)
+    calls, replace = [], gpt2lib.loading.os.replace
+
+    def crash(src, dst):
+        calls.append(dst)
+        if len(calls) == failing_call:
+            raise OSError("simulated crash")
+        replace(src, dst)
+
+    monkeypatch.setattr(gpt2lib.loading.os, "replace", crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        save_pretrained(random_gpt(CONFIG.replace(n_head=4), seed=3), tmp_path)
+    monkeypatch.undo()
+    assert [p.name for p in calls] == ["model.safetensors", "config.json"][:failing_call], "weights first, config last"
+    with pytest.raises(FileNotFoundError, match=r"has no config.json"):
+        from_pretrained(tmp_path)
+    assert not list(tmp_path.glob(".*.tmp")), "temporary files stayed behind"
+
+
+def test_saving_over_a_sharded_checkpoint_replaces_its_shards(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=97, n_positions=48, n_embd=48, n_layer=3, n_head=3))
+    hf.save_pretrained(tmp_path, max_shard_size="20KB")
+    assert len(list(tmp_path.glob("model-*.safetensors"))) > 1, "the test wanted several shards"
+    model = random_gpt(CONFIG, seed=4)
+    save_pretrained(model, tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*.safetensors*")) == ["model.safetensors"]
+    theirs = GPT2LMHeadModel.from_pretrained(tmp_path).eval()  # transformers reads the new model too
+    ids = random_ids(CONFIG)
+    assert check.compare("logits", logits(theirs, ids), logits(model, ids))
+
+
+def test_save_refuses_a_file_pickled_weights_and_a_tokenizer_too_large(saved, tmp_path):
+    model = saved[1]
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(NotADirectoryError, match=r"a_file is a file; save_pretrained writes config.json \+ "
+                                                 r"model.safetensors into a directory"):
+        save_pretrained(model, tmp_path / "a_file")
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "pytorch_model.bin").write_bytes(b"old weights")
+    with pytest.raises(FileExistsError, match=r"holds pytorch_model.bin of another checkpoint"):
+        save_pretrained(model, tmp_path / "old")
+    gpt2lib.get_tokenizer().save(tmp_path / "tok")  # 50,257 tokens for a model of 97
+    with pytest.raises(ValueError, match=r"holds a tokenizer \(vocab.json\) of 50257 tokens, but the model has n_vocab=97"):
+        save_pretrained(model, tmp_path / "tok")
+    assert not (tmp_path / "tok" / "config.json").exists()
+
+
+def test_save_expands_the_home_directory_as_load_does(saved, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    save_pretrained(saved[1], "~/ckpt")
+    assert (tmp_path / "home" / "ckpt" / "model.safetensors").is_file()
+    assert not (tmp_path / "~").exists(), "a directory literally named ~ was made"
+    assert torch.equal(from_pretrained("~/ckpt").wte.weight, saved[1].wte.weight)
+
+
+def test_save_refuses_non_finite_weights(saved, tmp_path):
+    model = random_gpt(CONFIG, seed=5)
+    with torch.no_grad():
+        model.h[1].mlp.c_fc.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"transformer.h.1.mlp.c_fc.weight hold NaN or infinite values"):
+        save_pretrained(model, tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def write_index(directory, shard):
+    (directory / "model.safetensors").rename(directory / "shard.safetensors")
+    keys = list(load_file(directory / "shard.safetensors"))
+    (directory / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {k: shard for k in keys}}))
+
+
+def test_an_index_with_one_local_shard_loads(saved, tmp_path):
+    directory = copy_of(saved, tmp_path)
+    write_index(directory, "shard.safetensors")
+    assert torch.equal(from_pretrained(directory).wte.weight, saved[1].wte.weight)
+
+
+@pytest.mark.parametrize("shard", ["../outside/model.safetensors", "/etc/passwd", "sub/../../x.safetensors"])
+def test_shards_outside_the_directory_are_refused(saved, tmp_path, shard):
+    directory = copy_of(saved, tmp_path)
+    (tmp_path / "outside").mkdir()
+    shutil.copy(directory / "model.safetensors", tmp_path / "outside" / "model.safetensors")
+    write_index(directory, shard)
+    with pytest.raises(ValueError, match=rf"names the shard '{shard}', outside .*; shards are file names inside"):
+        from_pretrained(directory)
+
+
+def test_a_fifo_as_a_shard_is_refused_without_hanging(saved, tmp_path):
+    directory = copy_of(saved, tmp_path)
+    write_index(directory, "fifo.safetensors")
+    import os
+
+    os.mkfifo(directory / "fifo.safetensors")  # opening it for reading blocks until a writer comes
+    result = run_python("import sys; from gpt2lib import from_pretrained; from_pretrained(sys.argv[1])",
+                        directory, timeout=90)
+    assert "names the shard 'fifo.safetensors', but" in result.stderr and "is not a regular file" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("index, message", [
+    ({"metadata": {}}, r'needs "weight_map": \{tensor name: shard file name\}'),
+    ([], r"is not a JSON object as transformers writes it"),
+    ({"weight_map": {"wte.weight": 3}}, r'needs "weight_map"'),
+])
+def test_malformed_index_names_the_file(saved, tmp_path, index, message):
+    directory = copy_of(saved, tmp_path)
+    (directory / "model.safetensors").unlink()
+    (directory / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match=r"model.safetensors.index.json " + message):
+        from_pretrained(directory)
+
+
+def test_a_config_with_20000_layers_is_refused_before_any_module_is_built(saved, tmp_path):
+    import time
+
+    directory = copy_of(saved, tmp_path)
+    rewrite_config(directory, n_layer=20_000)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"config.json says n_layer=20000, but the weights hold 3 layers"):
+        from_pretrained(directory)
+    seconds = time.perf_counter() - start
+    assert seconds < 5, f"refusing took {seconds:.1f} s: are the modules built before the header is compared?"
+
+
+@pytest.mark.parametrize("name", ["3-heads", "1-head", "8-heads"])
+def test_config_shapes_equal_the_models_shapes(name):
+    config = CONFIGS[name]
+    assert gpt2lib.loading.config_shapes(config) == gpt2lib.loading.expected_shapes(gpt2lib.GPT(config))
+
+
+@pytest.mark.parametrize("dtype, stored", [(torch.int32, "I32"), (torch.bool, "BOOL"), (torch.int64, "I64")])
+def test_non_float_weights_are_refused(saved, tmp_path, dtype, stored):
+    directory = copy_of(saved, tmp_path)
+    key = "transformer.h.0.ln_1.weight"
+    rewrite_weights(directory, lambda s: s.update({key: s[key].to(dtype)}))
+    with pytest.raises(ValueError, match=rf"tensor {key} is stored as {stored}, but weights are floating point"):
+        from_pretrained(directory)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_weights_are_refused(saved, tmp_path, value):
+    directory = copy_of(saved, tmp_path)
+    key = "transformer.h.2.attn.c_proj.bias"
+    rewrite_weights(directory, lambda s: s[key].__setitem__(3, value))
+    with pytest.raises(ValueError, match=rf"tensor {key} holds 1 NaN or infinite values \(of 48\); the checkpoint is broken"):
+        from_pretrained(directory)
+
+
+def test_weights_that_overflow_float16_are_refused(saved, tmp_path):
+    directory = copy_of(saved, tmp_path)
+    key = "transformer.wpe.weight"
+    rewrite_weights(directory, lambda s: s[key].__setitem__((0, 0), 1e6))
+    assert from_pretrained(directory).wpe.weight[0, 0] == 1e6  # fine in float32
+    with pytest.raises(ValueError, match=rf"tensor {key} overflows torch.float16 .*load it with dtype=torch.float32"):
+        from_pretrained(directory, dtype=torch.float16)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"layer_norm_epsilon": float("nan")}, r"layer_norm_epsilon must be a finite positive number .*got nan"),
+    ({"layer_norm_epsilon": 0}, r"layer_norm_epsilon must be a finite positive number"),
+    ({"layer_norm_epsilon": -1e-5}, r"layer_norm_epsilon must be a finite positive number"),
+    ({"layer_norm_epsilon": float("inf")}, r"layer_norm_epsilon must be a finite positive number"),
+    ({"layer_norm_epsilon": "1e-5"}, r"layer_norm_epsilon must be a finite positive number"),
+    ({"n_embd": None}, r"n_embd must be a positive integer, got None; fix n_embd in config.json"),
+    ({"n_layer": 2.5}, r"n_layer must be a positive integer, got 2.5"),
+    ({"n_head": True}, r"n_head must be a positive integer, got True"),
+    ({"vocab_size": 0}, r"vocab_size must be a positive integer, got 0"),
+])
+def test_bad_config_fields_are_named(saved, tmp_path, changes, message):
+    directory = copy_of(saved, tmp_path)
+    rewrite_config(directory, **changes)
+    with pytest.raises(ValueError, match=r"config.json: " + message):
+        from_pretrained(directory)
+
+
+def test_a_config_that_is_not_an_object(saved, tmp_path):
+    directory = copy_of(saved, tmp_path)
+    (directory / "config.json").write_text("[]")
+    with pytest.raises(ValueError, match=r"config.json must be one JSON object"):
+        from_pretrained(directory)
+
+
+def test_bad_arguments_to_from_pretrained(saved):
+    with pytest.raises(TypeError, match=r"expected a model name or a directory path \(str or pathlib.Path\), got NoneType None"):
+        from_pretrained(None)
+    with pytest.raises(ValueError, match=r"dtype must be one of torch.float16, .* got 'float16'; pass torch.float16"):
+        from_pretrained(saved[0], dtype="float16")
+    with pytest.raises(ValueError, match=r"dtype must be one of"):
+        from_pretrained(saved[0], dtype=torch.int8)
