@@ -406,6 +406,7 @@ def save_pretrained(model: GPT, directory, *, dtype: torch.dtype | None = None) 
     weights_tmp, config_tmp = _temporary(directory, WEIGHTS), _temporary(directory, CONFIG)
     try:
         save_file(state, weights_tmp, metadata={"format": "pt"})
+        os.chmod(weights_tmp, config_tmp.stat().st_mode)  # safetensors recreates the file, private
         config_tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         for file in (weights_tmp, config_tmp):
             _fsync(file)
