@@ -93,3 +93,22 @@ def test_decode_stream_prints_each_character_once_complete():
     assert "".join(pieces) == text and not any("\ufffd" in p for p in pieces)
     # an unfinished character at the end comes out as one replacement character, as decode() does
     assert "".join(decode_stream(tokenizer, ids[:-1])) == tokenizer.decode(ids[:-1])
+
+
+def test_prompt_from_stdin_gives_the_same_text(small):
+    directory, _ = small
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    piped = subprocess.run([sys.executable, "-m", "gpt2lib", "generate", "-", "--model", str(directory),
+                            "--max-new-tokens", "10"], input="The quick brown fox\n", capture_output=True,
+                           text=True, env=env, timeout=300)
+    direct = run("generate", "The quick brown fox", "--model", directory, "--max-new-tokens", 10)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == direct.stdout and piped.stdout.startswith("The quick brown fox")
+
+
+def test_a_model_whose_vocabulary_differs_from_the_tokenizer_is_refused(tmp_path):
+    padded = save_pretrained(random_gpt(GPTConfig(n_vocab=50304, n_ctx=16, n_embd=16, n_layer=1, n_head=1)),
+                             tmp_path / "padded")
+    result = run("generate", "Hello", "--model", padded, "--max-new-tokens", 3)
+    assert result.returncode != 0 and result.stdout == ""
+    assert "n_vocab=50304" in result.stderr and "50257" in result.stderr, result.stderr
