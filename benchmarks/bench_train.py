@@ -102,14 +102,14 @@ def main():
           f"torch {torch.__version__}, transformers {transformers.__version__}.")
     print(f"Config: n_layer={MODEL_CONFIG.n_layer}, n_embd={MODEL_CONFIG.n_embd}, n_head={MODEL_CONFIG.n_head}, "
           f"{ours.num_parameters():,} parameters; batch {B} x {T} tokens; median of {args.runs} steps.\n")
-    print("| training step | seconds | tokens/s | vs gpt2lib fp32 | vs transformers, same precision |")
+    print("| training step | seconds | tokens/s | speed vs gpt2lib fp32 | speed vs transformers, same precision |")
     print("|---|---:|---:|---:|---:|")
     base = median["gpt2lib, fp32"]
     for name, seconds in median.items():
         precision = name.split(", ")[1]
         other = median[f"transformers, {precision}"]
-        print(f"| {name} | {seconds:.3f} | {B * T / seconds:,.0f} | {base / seconds:.2f}x faster | "
-              f"{other / seconds:.2f}x faster |")
+        print(f"| {name} | {seconds:.3f} | {B * T / seconds:,.0f} | {base / seconds:.2f}x | "
+              f"{other / seconds:.2f}x |")
 
 
 if __name__ == "__main__":
