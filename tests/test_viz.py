@@ -494,8 +494,24 @@ def test_javascript_parses(tmp_path):
         assert done.returncode == 0, f"{kind}.js: {done.stderr}"
 
 
+def without_event_loop(fn):
+    """Run fn() in a new thread, where no event loop runs (as in a script), and return its result.
+
+    Other tests (browser drivers, kernels) may leave an event loop running in the main thread;
+    the live views would then take it for the kernel's.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn).result()
+
+
 def test_live_views_recompute(model, tok):
     pytest.importorskip("ipywidgets")
+    without_event_loop(lambda: check_live_views_recompute(model, tok))
+
+
+def check_live_views_recompute(model, tok):
     live = viz.live_attention(model, tok, "The cat sat")
     assert repr(live) == "<gpt2lib.viz live attention view>"
     first = live.view.element_id
@@ -527,7 +543,7 @@ def test_live_views_follow_typing_with_one_recompute_per_pause(model, tok):
         await asyncio.sleep(live.DEBOUNCE_S + 0.2)
         return view
 
-    view = asyncio.run(type_then_wait())
+    view = without_event_loop(lambda: asyncio.run(type_then_wait()))
     assert calls == ["The", "The cat"], calls
     assert view.view.result.ids == tok.encode("The cat")
     assert view.text.continuous_update and live.TYPING_HINT in view.hint.value
