@@ -45,6 +45,15 @@ def random_ids(config: GPTConfig, B: int = 2, T: int | None = None, seed: int = 
     return torch.randint(0, config.n_vocab, (B, T or config.n_ctx), generator=g)
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models train fastest on one thread, and a busy machine does not slow them down."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(params=list(CONFIGS), ids=list(CONFIGS))
 def config(request) -> GPTConfig:
     return CONFIGS[request.param]

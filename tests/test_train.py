@@ -13,13 +13,7 @@ from gpt2lib.train import (TrainConfig, clip_gradients, estimate_loss, evaluate_
 TINY = GPTConfig(n_vocab=32, n_ctx=16, n_embd=32, n_layer=2, n_head=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest on one thread, and a busy machine does not slow them down."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_model(seed: int = 0) -> GPT:

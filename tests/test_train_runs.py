@@ -21,12 +21,7 @@ CONFIG = TrainConfig(steps=12, batch_size=4, block_size=16, warmup_steps=3, eval
                      checkpoint_interval=4, repeat_fraction=0.5, seed=3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_model(config: GPTConfig = TINY, seed: int = 0) -> GPT:
