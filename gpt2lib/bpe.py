@@ -13,6 +13,8 @@ puts these together lives in tokenizer.py.
 
 import heapq
 import json
+import os
+import secrets
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,16 +63,41 @@ def from_text(text: str) -> bytes:
 # --- GPT-2's files ---------------------------------------------------------------
 
 
-def write_vocab_files(directory, vocab: dict[int, bytes], merges: list[tuple[bytes, bytes]], special_tokens: dict[str, int]) -> Path:
-    """Write vocab.json ({token text: id}) and merges.txt ("#version: 0.2", then "left right" per line)."""
+def write_vocab_files(directory, vocab: dict[int, bytes], merges: list[tuple[bytes, bytes]], special_tokens: dict[str, int],
+                      extra_files: dict[str, str] | None = None) -> Path:
+    """Write vocab.json ({token text: id}) and merges.txt ("#version: 0.2", then "left right" per line),
+    and any extra_files {name: text}, so that a failed write never leaves a pair that loads.
+
+    Every file is written under a temporary name first; then merges.txt is removed, the
+    others are renamed into place, and merges.txt comes last. A write that fails (disk
+    full, a file size limit) leaves the old files as they were; a crash between the
+    renames leaves no merges.txt, which read_vocab_files refuses: never the vocab.json of
+    one tokenizer next to the merges.txt of another.
+    """
     directory = Path(directory).expanduser()
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"{directory} is a file; a tokenizer is saved as files in a directory: pass a directory path")
     directory.mkdir(parents=True, exist_ok=True)
     entries = {to_text(token): i for i, token in vocab.items()} | special_tokens
     entries = dict(sorted(entries.items(), key=lambda item: item[1]))
-    # ASCII-escaped, in id order: for GPT-2 this is byte for byte OpenAI's encoder.json
-    (directory / "vocab.json").write_text(json.dumps(entries), encoding="utf-8")
     lines = ["#version: 0.2"] + [f"{to_text(a)} {to_text(b)}" for a, b in merges]
-    (directory / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # vocab.json ASCII-escaped, in id order: for GPT-2 this is byte for byte OpenAI's encoder.json
+    files = (extra_files or {}) | {"vocab.json": json.dumps(entries), "merges.txt": "\n".join(lines) + "\n"}
+    temporary = {}
+    try:
+        for name, text in files.items():
+            temporary[name] = path = directory / f".{name}.{secrets.token_hex(4)}.tmp"
+            # mode 0o666 under the umask: the permissions a plain write gives (mkstemp's are private)
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+        (directory / "merges.txt").unlink(missing_ok=True)  # until the last rename, nothing here loads
+        for name in [*files.keys() - {"merges.txt"}, "merges.txt"]:
+            os.replace(temporary.pop(name), directory / name)
+    finally:
+        for path in temporary.values():
+            path.unlink(missing_ok=True)
     return directory
 
 

@@ -172,12 +172,11 @@ class Tokenizer:
     def save(self, directory) -> Path:
         """Write vocab.json + merges.txt (GPT-2's files) and a tokenizer_config.json
         so that transformers' AutoTokenizer.from_pretrained(directory) loads them."""
-        directory = write_vocab_files(directory, self.vocab, self.merges, self.special_tokens)
         config = {"tokenizer_class": "GPT2Tokenizer", "add_prefix_space": False, "errors": "replace"}
         if self.eot_id is not None:  # GPT-2 uses <|endoftext|> as bos, eos and unk
             config |= {name: ENDOFTEXT for name in ("bos_token", "eos_token", "unk_token")}
-        (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-        return directory
+        config_file = {"tokenizer_config.json": json.dumps(config, indent=2) + "\n"}
+        return write_vocab_files(directory, self.vocab, self.merges, self.special_tokens, config_file)
 
     @classmethod
     def load(cls, directory) -> "Tokenizer":

@@ -393,3 +393,46 @@ def test_a_long_chunk_without_spaces_is_fast_and_matches_tiktoken(tok, tt):
     assert ours == tt.encode_ordinary(text)
     assert not fresh._cache, "a long chunk must not be cached: 100,000 of them would fill the memory"
     assert seconds < 20, f"encoding one 200 KB chunk took {seconds:.1f} s: is BPE quadratic again?"
+
+
+SAVE_UNDER_A_SIZE_LIMIT = """
+import resource, sys
+from gpt2lib.tokenizer import get_tokenizer
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))  # GPT-2's vocab.json needs ~1 MB
+try:
+    get_tokenizer().save(sys.argv[1])
+except Exception as e:
+    print(f"{type(e).__name__}: {e}")
+    sys.exit(3)
+"""
+
+
+def test_a_tokenizer_save_that_fails_leaves_the_old_files(tmp_path):
+    """GPT-2's tokenizer saved over a small one under a file-size limit: the small one must still load, whole."""
+    import subprocess
+    import sys
+
+    small = train_bpe("hug hug hug pug pun bun", vocab_size=260)
+    small.save(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    result = subprocess.run([sys.executable, "-c", SAVE_UNDER_A_SIZE_LIMIT, str(tmp_path)], capture_output=True,
+                            text=True, env=os.environ | {"HF_HUB_OFFLINE": "1"}, timeout=120)
+    assert result.returncode == 3, f"the save should fail under the size limit: {result.stdout}{result.stderr}"
+    assert "File too large" in result.stdout or "Errno 27]" in result.stdout, result.stdout  # EFBIG
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before, "the old files changed, or temporary ones stayed"
+    assert Tokenizer.load(tmp_path).merges == small.merges
+
+
+def test_a_tokenizer_saved_over_another_replaces_all_its_files_and_keeps_plain_permissions(tmp_path):
+    import stat
+
+    train_bpe("hug hug hug pug pun bun", vocab_size=260).save(tmp_path)
+    big = train_bpe("the cat sat on the mat, the cat sat", vocab_size=270)
+    big.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["merges.txt", "tokenizer_config.json", "vocab.json"]
+    assert Tokenizer.load(tmp_path).merges == big.merges
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "vocab.json").stat().st_mode) == 0o666 & ~mask
+    with pytest.raises(NotADirectoryError, match="pass a directory"):
+        big.save(tmp_path / "vocab.json")
