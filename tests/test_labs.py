@@ -566,6 +566,10 @@ CASES = [
     (ch09.check_previous_token_score, prev_score_divides_by_T, "fail", "you divided by T"),
 ]
 
+from test_labs_track import TRACK_CASES  # noqa: E402  the build-track checks of chapters 2, 3, 6 and 8
+
+CASES += TRACK_CASES
+
 
 
 def case_id(case):
