@@ -13,7 +13,7 @@ from .core import Mistake, StudentError, as_tensor, call, exercise, expect_close
 
 
 @exercise("3.1", "embedding as one-hot times a matrix", kind="implement",
-          hint="F.one_hot(ids, num_classes=V) as float, then @ wte")
+          hint="a one-hot vector as long as the vocabulary, times the matrix, picks one row")
 def check_one_hot_embedding(embed):
     """embed(ids [T] LongTensor, wte [V, C]) -> [T, C], computed as one_hot(ids) @ wte."""
     g = seeded(31)
@@ -69,7 +69,7 @@ def _tiny_model(seed: int) -> GPT:
 
 
 @exercise("3.3", "token plus position embeddings", kind="implement",
-          hint="wte[idx] + wpe[torch.arange(T)]: one position vector per column")
+          hint="one vector for each token id, plus one for each position 0 .. T - 1")
 def check_embed_with_positions(embed):
     """embed(idx [B, T] LongTensor, wte [V, C], wpe [n_ctx, C]) -> [B, T, C]."""
     model = _tiny_model(33)
@@ -87,7 +87,7 @@ def check_embed_with_positions(embed):
         raise Mistake("wpe is indexed by position (0 .. T-1), not by token id")
     if torch.allclose(out, F.embedding(idx, wte) + wpe[1:6], atol=1e-6):
         raise Mistake("positions start at 0: the first token gets wpe[0]")
-    expect_close(out, expected, 1e-6, "the embeddings", hint="compare with wte[idx] + wpe[:T]")
+    expect_close(out, expected, 1e-6, "the embeddings", hint="each position t adds its own row of wpe")
     return "matches gpt2lib.GPT.embed: the same token at two positions gets two different vectors"
 
 

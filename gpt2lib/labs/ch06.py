@@ -13,7 +13,7 @@ from .core import Mistake, call, exercise, fmt, judge, max_diff, short
 
 
 @exercise("6.1", "count the parameters", kind="implement",
-          hint="wte + wpe + n_layer x (2 layer norms + attention + MLP) + ln_f; the LM head is wte")
+          hint="go through the parts in order, embeddings, blocks, final layer norm; count every weight and bias once")
 def check_count_parameters(count):
     """count(config: GPTConfig) -> int, the number of distinct parameters."""
     configs = {"gpt2": SIZES["gpt2"], "gpt2-medium": SIZES["gpt2-medium"],
@@ -55,7 +55,7 @@ def _tiny_hf_model(seed: int):
 
 
 @exercise("6.2", "load a checkpoint", kind="implement",
-          hint="strip 'transformer.', and transpose (.t()) the c_attn, c_proj and c_fc weights")
+          hint="compare the checkpoint's names and shapes with the model's state_dict()")
 def check_convert_state_dict(convert):
     """convert(hf_state_dict) -> a state dict that gpt2lib.GPT loads, giving the same logits."""
     hf = _tiny_hf_model(62)

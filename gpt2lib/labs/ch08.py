@@ -17,7 +17,7 @@ from .core import Mistake, StudentError, as_tensor, call, exercise, expect_shape
 
 
 @exercise("8.1", "inputs and labels", kind="implement",
-          hint="x = window[:, :-1], y = window[:, 1:]: the label of position t is token t + 1")
+          hint="the label at position t is the token that comes right after it in the window")
 def check_inputs_and_labels(split):
     """split(window [B, T + 1]) -> (x [B, T], y [B, T])."""
     window = torch.tensor([[5, 6, 7, 8, 9], [20, 21, 22, 23, 24]])
@@ -40,7 +40,7 @@ def check_inputs_and_labels(split):
 
 
 @exercise("8.2", "the language-model loss", kind="implement",
-          hint="F.cross_entropy(logits.view(-1, V), labels.view(-1)): raw logits, mean over tokens")
+          hint="F.cross_entropy takes raw logits [N, V] and labels [N]; the loss is a mean over tokens")
 def check_lm_loss(loss_fn):
     """loss_fn(logits [B, T, V], labels [B, T]) -> scalar mean cross-entropy in nats."""
     from .ch06 import _tiny_hf_model
@@ -75,7 +75,7 @@ def check_lm_loss(loss_fn):
 
 
 @exercise("8.3", "learning-rate schedule", kind="implement",
-          hint="step < warmup: max_lr * (step + 1) / warmup; then cosine from max_lr to min_lr; then min_lr")
+          hint="three phases: a linear climb that is not 0 at step 0, half a cosine down to min_lr, then min_lr")
 def check_lr_schedule(lr_fn):
     """lr_fn(step, *, max_lr, min_lr, warmup_steps, total_steps) -> float, as gpt2lib.train.lr_at."""
     kw = dict(max_lr=6e-4, min_lr=6e-5, warmup_steps=10, total_steps=110)
