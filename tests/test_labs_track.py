@@ -11,12 +11,13 @@ import re
 from pathlib import Path
 
 import pytest
+import torch.nn.functional as F
 
 from gpt2lib import bpe
-from gpt2lib.labs import ch02
+from gpt2lib.labs import ch02, ch08
 
 ROOT = Path(__file__).resolve().parent.parent
-TRACK_CHAPTERS = ["02_tokenization.ipynb"]
+TRACK_CHAPTERS = ["02_tokenization.ipynb", "08_training.ipynb"]
 
 
 # chapter 2: encode, against tiktoken
@@ -75,8 +76,66 @@ def encode_with_gpt2lib(text, tok):
     return tok.encode(text)
 
 
+# chapter 8: one training step, against transformers' step on the same batch
+def _loss(model, x, y, **kwargs):
+    logits = model(x)  # [B, T, V]
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), **kwargs)
+
+
+def train_step(model, optimizer, x, y):
+    optimizer.zero_grad()
+    loss = _loss(model, x, y)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def train_step_keeps_old_gradients(model, optimizer, x, y):
+    loss = _loss(model, x, y)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def train_step_without_update(model, optimizer, x, y):
+    optimizer.zero_grad()
+    loss = _loss(model, x, y)
+    loss.backward()
+    return loss.item()
+
+
+def train_step_update_before_backward(model, optimizer, x, y):
+    optimizer.zero_grad()
+    optimizer.step()
+    loss = _loss(model, x, y)
+    loss.backward()
+    return loss.item()
+
+
+def train_step_summed_loss(model, optimizer, x, y):  # planted bug: the gradient of the sum, the mean reported
+    optimizer.zero_grad()
+    loss = _loss(model, x, y, reduction="sum")
+    loss.backward()
+    optimizer.step()
+    return loss.item() / y.numel()
+
+
+def train_step_on_inputs(model, optimizer, x, y):
+    optimizer.zero_grad()
+    loss = _loss(model, x, x)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
 # (check, answer, expected status, a phrase the message must contain)
 TRACK_CASES = [
+    (ch08.check_training_step, train_step, "pass", "every weight vs transformers' GPT-2"),
+    (ch08.check_training_step, train_step_keeps_old_gradients, "fail", "optimizer.zero_grad()"),
+    (ch08.check_training_step, train_step_without_update, "fail", "call optimizer.step()"),
+    (ch08.check_training_step, train_step_update_before_backward, "fail", "no weight changed"),
+    (ch08.check_training_step, train_step_summed_loss, "fail", "off by"),
+    (ch08.check_training_step, train_step_on_inputs, "fail", "the mean cross-entropy of the logits against y"),
     (ch02.check_encode, encode, "pass", "vs tiktoken on 8 texts"),
     (ch02.check_encode, encode_leftmost_pair_first, "fail", "not the leftmost one"),
     (ch02.check_encode, encode_without_split, "fail", "merges never cross a chunk boundary"),
@@ -95,6 +154,12 @@ def test_the_encode_reference_is_tiktoken_and_the_texts_need_every_rule():
     for wrong in (encode_leftmost_pair_first, encode_without_split, encode_highest_rank_first):
         assert any(wrong(t, tables) != enc.encode(t) for t in ch02.ENCODE_TEXTS), wrong.__name__
     assert any(not t.isascii() for t in ch02.ENCODE_TEXTS)
+
+
+def test_the_training_step_reference_is_transformers_loading_its_own_file():
+    hf, ours = ch08._tiny_pair(85)
+    assert type(hf).__module__.startswith("transformers")
+    assert ch08._weight_diff(ours, hf)[0] == 0.0
 
 
 # ---------------------------------------------------------------------------
@@ -121,9 +186,13 @@ def _solution_lines(cells) -> set[str]:
 
 @pytest.mark.parametrize("name", TRACK_CHAPTERS)
 def test_no_solution_line_reaches_the_student_notebook(name):
+    """Stubs, hints and messages hold no solution line, except what the chapter itself teaches in plain view."""
     solution = _solution_lines(_cells(name, "notebooks"))
     student = "\n".join("".join(c["source"]) for c in _cells(name, "student"))
-    leaked = sorted(line for line in solution if line in student)
+    taught = re.sub(r"### BEGIN SOLUTION.*?### END SOLUTION", "", "\n".join(
+        "".join(c["source"]) for c in _cells(name, "notebooks")
+        if "solution" not in c.get("metadata", {}).get("tags", []) and "<summary>Hint" not in "".join(c["source"])), flags=re.S)
+    leaked = sorted(line for line in solution if line in student and line not in taught)
     assert not leaked, f"student/{name} contains solution lines: {leaked[:3]}"
 
 

@@ -16,7 +16,7 @@ from ..train import lr_at
 from .core import Mistake, StudentError, as_tensor, call, exercise, expect_shape, fmt, judge, seeded
 
 
-@exercise("8.1", "inputs and labels", kind="implement",
+@exercise("8.2", "inputs and labels", kind="implement",
           hint="the label at position t is the token that comes right after it in the window")
 def check_inputs_and_labels(split):
     """split(window [B, T + 1]) -> (x [B, T], y [B, T])."""
@@ -39,7 +39,7 @@ def check_inputs_and_labels(split):
     return "x = [5, 6, 7, 8] predicts y = [6, 7, 8, 9], as gpt2lib.train.get_batch pairs them"
 
 
-@exercise("8.2", "the language-model loss", kind="implement",
+@exercise("8.3", "the language-model loss", kind="implement",
           hint="F.cross_entropy takes raw logits [N, V] and labels [N]; the loss is a mean over tokens")
 def check_lm_loss(loss_fn):
     """loss_fn(logits [B, T, V], labels [B, T]) -> scalar mean cross-entropy in nats."""
@@ -74,7 +74,7 @@ def check_lm_loss(loss_fn):
     raise Mistake(f"your loss is {fmt(got)}, transformers' is {fmt(expected)} on the same logits")
 
 
-@exercise("8.3", "learning-rate schedule", kind="implement",
+@exercise("8.4", "learning-rate schedule", kind="implement",
           hint="three phases: a linear climb that is not 0 at step 0, half a cosine down to min_lr, then min_lr")
 def check_lr_schedule(lr_fn):
     """lr_fn(step, *, max_lr, min_lr, warmup_steps, total_steps) -> float, as gpt2lib.train.lr_at."""
@@ -112,7 +112,7 @@ def _call_kw(fn, step, kw):
         raise Mistake(f"return a number, got {type(got).__name__}") from None
 
 
-@exercise("8.4", "predict: the loss before training", kind="predict",
+@exercise("8.5", "predict: the loss before training", kind="predict",
           hint="a model that knows nothing: what cross-entropy (nats) over 50,257 tokens?")
 def check_predict_initial_loss(prediction):
     """prediction: the loss of a freshly initialized GPT-2-sized model (within 0.5 nats)."""
@@ -124,3 +124,97 @@ def check_predict_initial_loss(prediction):
     return judge(prediction, round(float(loss), 1), tolerance=0.5,
                  explain=f"ln(50257) = {math.log(50257):.2f}: untrained, the model spreads its "
                  f"probability almost evenly over the vocabulary")
+
+
+STEP_LR = 0.5  # plain SGD with a large rate: a step's effect on the weights is far above float noise
+
+
+def _tiny_pair(seed: int):
+    """A transformers GPT-2 (its own initialization, no dropout) and gpt2lib's GPT loaded from its saved file."""
+    import tempfile
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers.utils import logging as hf_logging
+
+    from ..loading import from_pretrained
+
+    torch.manual_seed(seed)
+    config = GPT2Config(vocab_size=64, n_positions=32, n_embd=16, n_layer=2, n_head=2, resid_pdrop=0.0,
+                        embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=None, eos_token_id=None,
+                        attn_implementation="eager")
+    hf = GPT2LMHeadModel(config)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # no progress bar or notice in the reader's notebook
+    try:
+        with tempfile.TemporaryDirectory() as directory:
+            hf.save_pretrained(directory)
+            ours = from_pretrained(directory)
+    finally:
+        hf_logging.enable_progress_bar()
+        hf_logging.set_verbosity(verbosity)
+    return hf.train(), ours.train()
+
+
+def _reference_step(hf, window: torch.Tensor) -> float:
+    """One SGD step of transformers' model on its own loss (it shifts the labels itself)."""
+    from transformers.utils import logging as hf_logging
+
+    hf.zero_grad()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # no notice about the default loss in the reader's notebook
+    try:
+        loss = hf(window, labels=window).loss
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    loss.backward()
+    with torch.no_grad():
+        for p in hf.parameters():
+            p -= STEP_LR * p.grad
+    return loss.item()
+
+
+def _weight_diff(ours, hf) -> tuple[float, str]:
+    """The largest difference between our weights (in transformers' layout) and transformers'; its name."""
+    from ..loading import hf_state_dict
+
+    theirs = hf.state_dict()
+    diffs = {name: float((tensor - theirs[name]).abs().max()) for name, tensor in hf_state_dict(ours).items()}
+    name = max(diffs, key=diffs.get)
+    return diffs[name], name
+
+
+@exercise("8.1", "one training step", kind="implement",
+          hint="four calls, in the right order: clear the old gradients, the loss, the gradients, the update")
+def check_training_step(train_step):
+    """train_step(model, optimizer, x [B, T], y [B, T]) -> the batch's loss (a float), after one update."""
+    hf, ours = _tiny_pair(85)
+    before, _ = _weight_diff(ours, hf)
+    if before > 1e-6:
+        raise RuntimeError(f"gpt2lib's loaded weights differ from transformers' by {before:.2g}")
+    optimizer = torch.optim.SGD(ours.parameters(), lr=STEP_LR)
+    windows = torch.randint(0, 64, (2, 4, 13), generator=seeded(85))  # two steps of [B=4, T+1=13]
+    for step, window in enumerate(windows):
+        x, y = window[:, :-1], window[:, 1:]  # [B, T] each
+        untouched = {name: p.detach().clone() for name, p in ours.named_parameters()}
+        got = call(train_step, ours, optimizer, x.clone(), y.clone(), on=f"step {step} of a 2-layer model")
+        expected = _reference_step(hf, window)
+        try:
+            got = float(got)
+        except (TypeError, ValueError):
+            raise Mistake(f"return the loss as a number (loss.item()), got {type(got).__name__}") from None
+        if abs(got - expected) > 1e-4:
+            raise Mistake(f"at step {step} your loss is {fmt(got)}, transformers' {fmt(expected)} on the same "
+                          f"batch: the mean cross-entropy of the logits against y")
+        if all(torch.equal(p, untouched[name]) for name, p in ours.named_parameters()):
+            raise Mistake(f"at step {step} no weight changed: call optimizer.step() after loss.backward()")
+        diff, name = _weight_diff(ours, hf)
+        if diff > 1e-4:
+            if step == 1:
+                raise Mistake(f"the first step matches transformers', the second does not ({name} off by "
+                              f"{fmt(diff)}): the first step's gradients were added to the second's; clear "
+                              f"them with optimizer.zero_grad() before loss.backward()")
+            raise Mistake(f"after step {step} {name} is off by {fmt(diff)} from transformers' step on the same "
+                          f"batch: backpropagate this batch's loss, then step")
+    return (f"two steps, loss and every weight vs transformers' GPT-2 on the same batches and file, "
+            f"max |diff| <= 1e-4")
