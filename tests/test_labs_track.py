@@ -17,7 +17,7 @@ from gpt2lib import bpe
 from gpt2lib.labs import ch02, ch08
 
 ROOT = Path(__file__).resolve().parent.parent
-TRACK_CHAPTERS = ["02_tokenization.ipynb", "08_training.ipynb"]
+TRACK_CHAPTERS = ["02_tokenization.ipynb", "03_embeddings.ipynb", "06_full_model.ipynb", "08_training.ipynb"]
 
 
 # chapter 2: encode, against tiktoken
