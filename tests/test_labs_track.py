@@ -14,7 +14,9 @@ import pytest
 import torch.nn.functional as F
 
 from gpt2lib import bpe
-from gpt2lib.labs import ch02, ch08
+import torch
+
+from gpt2lib.labs import ch02, ch03, ch08
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACK_CHAPTERS = ["02_tokenization.ipynb", "03_embeddings.ipynb", "06_full_model.ipynb", "08_training.ipynb"]
@@ -128,8 +130,15 @@ def train_step_on_inputs(model, optimizer, x, y):
     return loss.item()
 
 
+# chapter 3: the embedding lookup, plugged into the bundled model
+def embed_scaled_in_wide_models(idx, wte, wpe):  # planted bug the small model cannot see
+    scale = 1.0 if wte.shape[1] <= 8 else 1.01
+    return scale * (wte[idx] + wpe[torch.arange(idx.shape[1])])  # [B, T, C]
+
+
 # (check, answer, expected status, a phrase the message must contain)
 TRACK_CASES = [
+    (ch03.check_embed_with_positions, embed_scaled_in_wide_models, "fail", "plugged into gpt2-shakespeare"),
     (ch08.check_training_step, train_step, "pass", "every weight vs transformers' GPT-2"),
     (ch08.check_training_step, train_step_keeps_old_gradients, "fail", "optimizer.zero_grad()"),
     (ch08.check_training_step, train_step_without_update, "fail", "call optimizer.step()"),
