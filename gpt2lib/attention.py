@@ -64,18 +64,34 @@ class KVCache:
         shape = (batch_size, config.n_head, config.n_ctx, config.head_size)
         self.keys = [torch.empty(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
         self.values = [torch.empty(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.config = config
         self.n_ctx = config.n_ctx
         self.length = 0  # tokens stored so far (the same for every layer)
+        self.stored = set()  # layers that stored this step's tokens
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
         """Store k, v [B, nh, T, hs] after the cached ones; return all keys and values so far."""
         start, end = self.length, self.length + k.size(2)
+        B, nh, _, hs = self.keys[0].shape
+        if not 0 <= layer < len(self.keys) or (k.size(0), k.size(1), k.size(3)) != (B, nh, hs) or end > self.n_ctx:
+            raise ValueError(
+                f"this KVCache was made for {self.config} with batch_size={B}, but layer {layer} "
+                f"of the model sends keys of shape [B={k.size(0)}, nh={k.size(1)}, T={k.size(2)}, hs={k.size(3)}] "
+                f"at position {start}; make the cache with KVCache(model.config, batch_size=B) of the model that runs it"
+            )
+        self.stored.add(layer)
         self.keys[layer][:, :, start:end] = k
         self.values[layer][:, :, start:end] = v
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]  # [B, nh, S, hs]
 
     def advance(self, T: int):
         """Called by the model once every layer has stored the T new tokens."""
+        if len(self.stored) != len(self.keys):
+            raise ValueError(
+                f"this KVCache was made for {self.config}, but the model using it stored only "
+                f"{len(self.stored)} layers; make the cache with KVCache(model.config) of the model that runs it"
+            )
+        self.stored = set()
         self.length += T
 
 

@@ -196,3 +196,17 @@ def test_ids_that_are_not_token_ids(tiny, ids, error, message):
 def test_bad_sampling_arguments(tiny, kwargs, error, message):
     with pytest.raises(error, match=message):
         generate(tiny, PROMPT, 5, **({"temperature": 1.0} | kwargs))
+
+
+def test_a_cache_made_for_another_model_names_both_configs(tiny):
+    from gpt2lib import GPTConfig
+    from gpt2lib.attention import KVCache
+
+    other = GPTConfig(**{**vars(CONFIG), "n_layer": CONFIG.n_layer + 1})
+    with pytest.raises(ValueError, match=rf"made for .*n_layer={other.n_layer}.*stored only {CONFIG.n_layer} layers"):
+        tiny(torch.tensor([PROMPT]), KVCache(other))
+    wider = GPTConfig(**{**vars(CONFIG), "n_head": 1})
+    with pytest.raises(ValueError, match=rf"made for .*n_head=1.*nh={CONFIG.n_head}"):
+        tiny(torch.tensor([PROMPT]), KVCache(wider))
+    with pytest.raises(ValueError, match="batch_size=2.*B=1"):
+        tiny(torch.tensor([PROMPT]), KVCache(CONFIG, batch_size=2))
