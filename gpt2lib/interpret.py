@@ -77,6 +77,9 @@ def induction(model: GPT, ids: torch.Tensor, n: int) -> InductionResult:
     the second repeat first occurred at p - n, and what followed it sits at p - n + 1:
     that is where an induction head looks.
     """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"need a repeat of n >= 2 tokens, got n={n!r}: with n = 1 the second repeat has "
+                         "no token whose successor was seen before")
     if ids.dim() != 2 or ids.size(1) != 1 + 2 * n:
         raise ValueError(f"expected ids [B, 1 + 2n] = [B, {1 + 2 * n}] from repeated_random_tokens, "
                          f"got {tuple(ids.shape)}")

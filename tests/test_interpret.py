@@ -1,5 +1,7 @@
 """Attention-head measurements of gpt2lib.interpret, checked against plain loops over the weights."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -117,3 +119,74 @@ def test_induction_on_a_known_induction_head():
     assert result.best == (0, 0) and result.best_score == pytest.approx(1.0)
     # the previous-token head looks at p - 1, never at p - n + 1 (n > 2)
     assert result.scores[0, 1] == pytest.approx(0.0)
+
+
+def induction_setup(n: int, V: int = 20, batch_size: int = 1, seed: int = 1):
+    """Repeated random ids [B, 1 + 2n] and zero logits: the losses are ln V, the scores come from the pattern."""
+    ids = repeated_random_tokens(n, batch_size=batch_size, seed=seed, pool=torch.arange(V), prefix=0)
+    return ids, torch.zeros(batch_size, 1 + 2 * n, V)
+
+
+def test_induction_scores_on_known_patterns():
+    n = 8
+    T = 1 + 2 * n
+    ids, logits = induction_setup(n)
+    stripe = pattern(T, lambda t: t - n + 1 if t > n else t)  # the token after the earlier occurrence
+    duplicate = pattern(T, lambda t: t - n if t > n else t)  # the earlier occurrence itself, one too far left
+    itself = pattern(T, lambda t: t)
+    previous = pattern(T, lambda t: max(t - 1, 0))
+    heads = torch.stack([stripe, duplicate, itself, previous, uniform_causal(T)])[None]  # [1, 5, T, T]
+    result = induction(HandBuilt([heads], logits), ids, n)
+    # the uniform head gives 1 / (p + 1) at each query p of the second repeat, n + 1 .. 2n
+    uniform = sum(1 / (p + 1) for p in range(n + 1, 2 * n + 1)) / n
+    expected = torch.tensor([[1.0, 0.0, 0.0, 0.0, uniform]])
+    assert torch.allclose(result.scores, expected, atol=1e-6), result.scores
+    assert result.best == (0, 0)
+    # with the stripe in another layer and head, best names that layer and head
+    other = induction(HandBuilt([heads[:, [4, 3, 2, 1, 1]], heads[:, [4, 3, 2, 0, 1]]], logits), ids, n)
+    assert other.best == (1, 3) and other.best_score == pytest.approx(1.0)
+    # uniform logits: both repeats cost ln V, and nothing is easier the second time
+    assert result.loss_first == pytest.approx(math.log(20), abs=1e-5)
+    assert result.loss_second == pytest.approx(math.log(20), abs=1e-5)
+
+
+def test_head_scores_average_over_the_batch():
+    """Two sequences, one head a stripe on the first and uniform on the second: the mean of the two."""
+    n = 5
+    T = 1 + 2 * n
+    ids, logits = induction_setup(n, batch_size=2)
+    stripe = pattern(T, lambda t: t - n + 1 if t > n else t)
+    previous = pattern(T, lambda t: max(t - 1, 0))
+    heads = torch.stack([torch.stack([stripe, previous]), torch.stack([uniform_causal(T), uniform_causal(T)])])  # [2, 2, T, T]
+    uniform_induction = sum(1 / (p + 1) for p in range(n + 1, 2 * n + 1)) / n
+    result = induction(HandBuilt([heads], logits), ids, n)
+    assert result.scores[0, 0] == pytest.approx((1.0 + uniform_induction) / 2)
+    assert result.scores[0, 1] == pytest.approx(uniform_induction / 2)
+    uniform_previous = sum(1 / (t + 1) for t in range(1, T)) / (T - 1)
+    prev = previous_token_scores(HandBuilt([heads], logits), ids)
+    assert prev[0, 1] == pytest.approx((1.0 + uniform_previous) / 2)
+    assert prev[0, 0] == pytest.approx((sum(float(stripe[t, t - 1]) for t in range(1, T)) / (T - 1) + uniform_previous) / 2)
+
+
+def test_shortest_inputs():
+    """T = 2 is the shortest a previous-token score exists for; T = 1 and n = 0 are refused by name."""
+    two = torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]]])  # [1, 1, 2, 2]: query 1 looks at key 0
+    assert previous_token_scores(HandBuilt([two], torch.zeros(1, 2, 5)), torch.zeros(1, 2, dtype=torch.long)).item() == 1.0
+    one = HandBuilt([torch.ones(1, 1, 1, 1)], torch.zeros(1, 1, 5))
+    with pytest.raises(ValueError, match="T >= 2"):
+        previous_token_scores(one, torch.zeros(1, 1, dtype=torch.long))
+    with pytest.raises(ValueError, match="T >= 2"):
+        previous_token_scores(one, torch.zeros(3, dtype=torch.long))  # no batch axis
+    # n = 2, the shortest repeat with a predictable target: r_1 r_2 r_1 r_2, where the second r_1 (position 3)
+    # looks at the first r_2 (position 2) and predicts the last token
+    ids, logits = induction_setup(2)
+    stripe = pattern(5, lambda t: t - 1 if t > 2 else t)  # [5, 5]: 3 -> 2, 4 -> 3
+    logits[0, 3, ids[0, 4]] = 100.0
+    result = induction(HandBuilt([stripe[None, None]], logits), ids, 2)
+    assert result.scores.item() == pytest.approx(1.0) and result.loss_second == pytest.approx(0.0, abs=1e-5)
+    # n = 1 has nothing to predict in the second repeat (its only token follows a new one): refused, not NaN
+    ids, logits = induction_setup(1)
+    with pytest.raises(ValueError, match="n >= 2"):
+        induction(HandBuilt([pattern(3, lambda t: t)[None, None]], logits), ids, 1)
+    with pytest.raises(ValueError, match="1 \\+ 2n"):
+        induction(HandBuilt([stripe[None, None]], logits), ids, 2)
