@@ -1,7 +1,9 @@
 """Checks: each gpt2lib piece against Hugging Face transformers' GPT-2 on identical weights.
 
 The reference is transformers' GPT2LMHeadModel (models/gpt2/modeling_gpt2.py), run with
-attn_implementation="eager" so that its attention weights exist. Every check returns a
+attn_implementation="eager" so that its attention weights exist. For the whole-model checks
+(logits, hidden states, greedy tokens) transformers loads the checkpoint file the model was
+loaded from with its own from_pretrained (see hf_gpt2). Every check returns a
 CheckResult whose printed form is one stable line, the same on every machine:
 
     >>> check_logits(model, ids)
@@ -10,11 +12,12 @@ CheckResult whose printed form is one stable line, the same on every machine:
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from .generate import generate
-from .loading import hf_config, hf_state_dict
+from .loading import hf_config, save_pretrained
 from .model import GPT
 
 
@@ -55,17 +58,60 @@ def compare(what: str, ours, reference, atol: float = 1e-5, *, ours_name: str = 
 
 
 def hf_gpt2(model: GPT):
-    """transformers' GPT2LMHeadModel holding exactly this model's weights (eager attention, eval mode)."""
-    from transformers import GPT2Config, GPT2LMHeadModel
+    """transformers' GPT2LMHeadModel as transformers itself loads this model's checkpoint file:
+    GPT2LMHeadModel.from_pretrained(source, attn_implementation="eager", dtype=torch.float32),
+    in eval mode, dropout 0.
 
-    fields = hf_config(model.config) | {"resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
-    fields = {k: v for k, v in fields.items() if k not in ("model_type", "architectures", "dtype")}
-    hf = GPT2LMHeadModel(GPT2Config(**fields, attn_implementation="eager"))
-    missing, unexpected = hf.load_state_dict(hf_state_dict(model, torch.float32), strict=False)
-    if unexpected or set(missing) - {"lm_head.weight"}:  # lm_head is tied to wte
-        raise RuntimeError(f"weights did not transfer: missing {missing}, unexpected {unexpected}")
-    hf.generation_config.eos_token_id = fields["eos_token_id"]
-    hf.generation_config.pad_token_id = fields["eos_token_id"]
+    source is model.name_or_path, the directory from_pretrained read the model from.
+    transformers then reads the names, the Conv1D layout and the tied lm_head from the file
+    with its own code, never from gpt2lib's tensors: a loader that puts the right numbers
+    under the wrong names, or weights changed after loading, make the checks fail. To check
+    a loaded model after changing its weights on purpose, set model.name_or_path = None.
+
+    A model that was not loaded from a file (random initialization, trained in memory,
+    name_or_path None) is first written by gpt2lib's save_pretrained to a temporary
+    directory, and transformers reads that file. The reference then holds this model's
+    current weights, as transformers reads gpt2lib's file format (which tests/test_loading.py
+    checks against transformers' own save_pretrained).
+    """
+    import tempfile
+
+    source = getattr(model, "name_or_path", None)
+    if source is not None:
+        return _hf_from_file(model, Path(source))
+    with tempfile.TemporaryDirectory(prefix="gpt2lib-check-") as directory:
+        save_pretrained(model, directory, dtype=torch.float32)
+        return _hf_from_file(model, Path(directory))
+
+
+def _hf_from_file(model: GPT, directory: Path):
+    """GPT2LMHeadModel.from_pretrained(directory), its sizes checked against the model's."""
+    from transformers import GPT2LMHeadModel
+    from transformers.utils import logging as hf_logging
+
+    if not (directory / "config.json").is_file():
+        raise FileNotFoundError(f"model.name_or_path is {str(directory)!r}, which holds no config.json: the checkpoint "
+                                f"was moved or deleted after loading; load it again, or set model.name_or_path = None "
+                                f"to compare with the weights in memory")
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # no notices about the causal-mask buffers
+    hf_logging.disable_progress_bar()  # no loading bar in the reader's notebook
+    try:
+        hf = GPT2LMHeadModel.from_pretrained(directory, attn_implementation="eager", dtype=torch.float32,
+                                             resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    finally:
+        hf_logging.enable_progress_bar()
+        hf_logging.set_verbosity(verbosity)
+    theirs = {"n_vocab": hf.config.vocab_size, "n_ctx": hf.config.n_positions, "n_embd": hf.config.n_embd,
+              "n_layer": hf.config.n_layer, "n_head": hf.config.n_head}
+    ours = {field: getattr(model.config, field) for field in theirs}
+    if ours != theirs:
+        raise ValueError(f"{directory} now holds a model of other sizes ({theirs}) than this one ({ours}): the "
+                         f"checkpoint changed after loading; load it again, or set model.name_or_path = None "
+                         f"to compare with the weights in memory")
+    eos = hf_config(model.config)["eos_token_id"]  # <|endoftext|>, when the vocabulary has it
+    hf.generation_config.eos_token_id = eos
+    hf.generation_config.pad_token_id = eos
     hf.loss_type = "ForCausalLM"  # the loss GPT2LMHeadModel computes from labels=; named to avoid a warning
     return hf.eval()
 

@@ -324,6 +324,10 @@ def from_pretrained(name_or_path, *, dtype: torch.dtype = torch.float32) -> GPT:
     model.safetensors (as written by save_pretrained here or in transformers), or one
     of gpt2, gpt2-medium, gpt2-large, gpt2-xl, distilgpt2 (from the Hugging Face hub).
     dtype: torch.float32 (default), torch.float16, torch.bfloat16 or torch.float64.
+    The model remembers where it came from, as transformers' models do: model.name_or_path
+    is the absolute path of the directory it was read from (for a hub name, the download
+    in huggingface_hub's cache). gpt2lib.check compares the model with transformers
+    reading that directory itself.
     """
     check_dtype(dtype, FLOAT_DTYPES.values())
     directory = resolve(name_or_path)
@@ -335,6 +339,7 @@ def from_pretrained(name_or_path, *, dtype: torch.dtype = torch.float32) -> GPT:
     state = read_tensors(files, expected_shapes(model), dtype)
     model.load_state_dict(state, strict=False, assign=True)  # strict=False: lm_head is tied
     model.lm_head.weight = model.wte.weight  # re-tie: assign replaced wte's Parameter
+    model.name_or_path = str(directory.absolute())  # the source of its weights, for the checks
     return model.eval()
 
 
