@@ -66,7 +66,7 @@ def model(config) -> GPT:
 
 @pytest.fixture
 def hf(model):
-    """transformers' GPT2LMHeadModel with exactly the weights of `model` (eager attention)."""
+    """transformers' GPT2LMHeadModel reading `model` as gpt2lib's save_pretrained writes it (eager attention)."""
     from gpt2lib.check import hf_gpt2
 
     return hf_gpt2(model)
