@@ -40,6 +40,25 @@ def causal_mask(T: int, T_past: int = 0, device=None) -> torch.Tensor:
     return cols <= rows
 
 
+def padded_causal_mask(keep: torch.Tensor, T: int) -> torch.Tensor:
+    """Boolean [B, 1, T, S] mask for a batch padded on the left; keep: [B, S] bool, True for real tokens.
+
+    The last T of the S positions are the queries. Query i may look at key j if j is a
+    real token at or before i's position. A padding query looks at itself only: its
+    output is never used, and a row with no key allowed would make the softmax nan.
+    keep = [[0, 1, 1]], T=3 -> [[1, 0, 0],
+                                [0, 1, 0],
+                                [0, 1, 1]]
+    """
+    B, S = keep.shape
+    causal = causal_mask(T, S - T, device=keep.device)  # [T, S]
+    allowed = causal & keep[:, None, :]  # [T, S] & [B, 1, S] -> [B, T, S]
+    rows = torch.arange(T, device=keep.device)[:, None] + S - T  # [T, 1]
+    cols = torch.arange(S, device=keep.device)[None, :]  # [1, S]
+    allowed = allowed | (cols == rows)  # every query may look at itself
+    return allowed[:, None]  # [B, T, S] -> [B, 1, T, S], the same for every head
+
+
 def attention_weights(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """softmax(q k^T / sqrt(hs)) with disallowed positions set to -inf *before* the softmax.
 
@@ -124,7 +143,8 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, nh * hs)  # [B, nh, T, hs] -> [B, T, C]
         return self.resid_dropout(self.c_proj(y))
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, T, C] -> [B, T, C]. mask: from padded_causal_mask, for a padded batch."""
         q, k, v = self.split_heads(x)
         T_past = 0
         if cache is not None:
@@ -133,7 +153,9 @@ class CausalSelfAttention(nn.Module):
         # torch's fused kernel computes exactly attention_weights(q, k, mask) @ v, faster
         # and without materializing the [T, S] matrix; tests check the two agree.
         dropout_p = self.dropout_p if self.training else 0.0
-        if T_past == 0:
+        if mask is not None:  # a padded batch: the causal mask and the padding in one [B, 1, T, S]
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        elif T_past == 0:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
         elif q.size(2) == 1:  # one new token may attend to every key: no mask to build
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)

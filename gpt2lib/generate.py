@@ -74,31 +74,56 @@ def check_options(temperature, top_k, top_p):
         raise ValueError(f"top_p must be in (0, 1] (the probability mass kept; 1 keeps every token), got {top_p}")
 
 
-def prompt_tensor(model: GPT, ids, max_new_tokens: int) -> torch.Tensor:
-    """The prompt as a [1, T] LongTensor, after checking it fits the model."""
-    ids = prompt_ids(ids)
+def check_prompt(model: GPT, ids: list[int], max_new_tokens: int, name: str = "the prompt") -> None:
+    """Raise a clear error unless the prompt (a list of ints) and max_new_tokens fit the model."""
     n_vocab, n_ctx = model.config.n_vocab, model.config.n_ctx
     if not ids:
-        raise ValueError("the prompt is empty: give at least one token id, e.g. [50256] (<|endoftext|>) to start from nothing")
+        raise ValueError(f"{name} is empty: give at least one token id, e.g. [50256] (<|endoftext|>) to start from nothing")
     bad = [i for i in ids if not 0 <= i < n_vocab]
     if bad:
-        raise ValueError(f"prompt token id {bad[0]!r} is outside the model's vocabulary [0, {n_vocab - 1}]; "
+        raise ValueError(f"{name}: token id {bad[0]!r} is outside the model's vocabulary [0, {n_vocab - 1}]; "
                          f"were the ids made by a different tokenizer?")
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
     if len(ids) + max_new_tokens > n_ctx:
         room = n_ctx - len(ids)
         raise ValueError(
-            f"prompt ({len(ids)} tokens) + max_new_tokens ({max_new_tokens}) = {len(ids) + max_new_tokens} "
+            f"{name} ({len(ids)} tokens) + max_new_tokens ({max_new_tokens}) = {len(ids) + max_new_tokens} "
             f"exceeds the context window n_ctx={n_ctx}: "
-            + (f"there is room for {room} new tokens after this prompt" if room > 0 else
+            + (f"there is room for {room} new tokens after it" if room > 0 else
                f"the prompt alone is too long; keep its last {n_ctx - 1} tokens at most")
         )
+
+
+def is_batch(ids) -> bool:
+    """A list of prompts (a list of lists, tensors or arrays), or a [B, T] array with B > 1."""
+    if isinstance(ids, torch.Tensor) or hasattr(ids, "__array__"):
+        return len(getattr(ids, "shape", ())) == 2 and ids.shape[0] > 1
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, (list, tuple)) or not ids:
+        return False
+    return all(isinstance(p, (list, tuple)) or getattr(p, "ndim", 0) >= 1 for p in ids)
+
+
+def prompt_batch(model: GPT, prompts: list[list[int]], names: list[str], max_new_tokens: int, pad_id: int):
+    """Prompts of different lengths, padded on the left into one batch.
+
+    Returns ids [B, T] (T = the longest prompt) and attention_mask [B, T], 1 for a real
+    token and 0 for padding; the mask is None when every prompt has the same length.
+    Padding on the left puts every prompt's last token in the last column, where the
+    next token is read off, and lets all of them grow by one column per step.
+    """
+    for ids, name in zip(prompts, names, strict=True):
+        check_prompt(model, ids, max_new_tokens, name)
+    T = max(len(ids) for ids in prompts)
     device = next(model.parameters()).device
-    return torch.tensor([ids], dtype=torch.long, device=device)  # [1, T]
+    idx = torch.tensor([[pad_id] * (T - len(ids)) + ids for ids in prompts], dtype=torch.long, device=device)  # [B, T]
+    if all(len(ids) == T for ids in prompts):
+        return idx, None
+    mask = torch.tensor([[0] * (T - len(ids)) + [1] * len(ids) for ids in prompts], device=device)  # [B, T]
+    return idx, mask
 
 
-def prompt_ids(ids) -> list[int]:
+def prompt_ids(ids, name: str = "the prompt") -> list[int]:
     """The prompt as a list of Python ints, from a list of ints (numpy and torch integer
     scalars too), a 1-D or [1, T] integer tensor or numpy array."""
     if isinstance(ids, (str, bytes)):
@@ -120,7 +145,7 @@ def prompt_ids(ids) -> list[int]:
                 raise TypeError
             out.append(operator.index(i))  # int, numpy.int64, a 0-d integer tensor
         except TypeError:
-            raise TypeError(f"prompt token ids must be integers, got {type(i).__name__} {i!r}") from None
+            raise TypeError(f"{name}: token ids must be integers, got {type(i).__name__} {i!r}") from None
     return out
 
 
@@ -139,24 +164,32 @@ def check_logits(logits: torch.Tensor, step: int) -> None:
 
 def stream_generate(model: GPT, ids, max_new_tokens: int, *, temperature: float | None = None,
                     top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-                    eos_id: int | None = 50256, use_cache: bool = True) -> Iterator[int]:
+                    eos_id: int | None = 50256, use_cache: bool = True) -> Iterator:
     """Yield new token ids one by one as they are produced; arguments as in generate.
 
+    For one prompt each item is a token id; for a list of prompts each item is a list
+    with one token id per prompt, None for a prompt that has already stopped.
     Bad arguments raise here, at the call, not at the first next().
     """
     check_options(temperature, top_k, top_p)
     check_seed(seed)
-    idx = prompt_tensor(model, ids, max_new_tokens)  # [1, T]
+    batched = is_batch(ids)
+    names = [f"prompt {b}" for b in range(len(ids))] if batched else ["the prompt"]
+    prompts = [prompt_ids(p, name) for p, name in zip(ids if batched else [ids], names)]
+    pad_id = eos_id if eos_id is not None and 0 <= eos_id < model.config.n_vocab else 0  # any id: it is masked
+    idx, mask = prompt_batch(model, prompts, names, max_new_tokens, pad_id)  # [B, T], [B, T] or None
     sampling = (temperature, top_k, top_p) != (None, None, None) and temperature != 0
     generator = None  # without a seed, sampling draws from torch's global generator
     if sampling and seed is not None:
         generator = torch.Generator(idx.device).manual_seed(seed)
     options = dict(temperature=1.0 if temperature is None else temperature, top_k=top_k, top_p=top_p)
-    tokens = _tokens(model, idx, max_new_tokens, options if sampling else None, generator, eos_id, use_cache)
-    return _in_eval_mode(model, tokens)
+    steps = _tokens(model, idx, mask, max_new_tokens, options if sampling else None, generator, eos_id, use_cache)
+    if not batched:
+        steps = (tokens[0] for tokens in steps)
+    return _in_eval_mode(model, steps)
 
 
-def _in_eval_mode(model: GPT, tokens: Iterator[int]) -> Iterator[int]:
+def _in_eval_mode(model: GPT, tokens: Iterator) -> Iterator:
     """Run the decoding loop with every module in eval mode (no dropout: greedy is then
     deterministic), and give each module back the mode it had when the loop ends."""
     modes = [(module, module.training) for module in model.modules()]
@@ -169,33 +202,43 @@ def _in_eval_mode(model: GPT, tokens: Iterator[int]) -> Iterator[int]:
 
 
 @torch.inference_mode()
-def _tokens(model, idx, max_new_tokens, sampling, generator, eos_id, use_cache) -> Iterator[int]:
-    """The decoding loop. idx: the prompt [1, T]; sampling: next_token_probs options, or None for greedy."""
+def _tokens(model, idx, mask, max_new_tokens, sampling, generator, eos_id, use_cache) -> Iterator[list]:
+    """The decoding loop, for B prompts at once.
+
+    idx: the prompts [B, T], padded on the left where mask [B, T] has 0s (None: no padding);
+    sampling: next_token_probs options, or None for greedy. Yields, each step, the B new
+    tokens, None for a prompt that has already produced eos_id.
+    """
     if max_new_tokens == 0:
         return
-    cache = KVCache(model.config, 1, idx.device, model.wte.weight.dtype) if use_cache else None
-    logits = model(idx, cache)[0, -1]  # [V], scores for the token after the prompt
+    B = idx.size(0)
+    cache = KVCache(model.config, B, idx.device, model.wte.weight.dtype) if use_cache else None
+    logits = model(idx, cache, attention_mask=mask)[:, -1]  # [B, V], scores for the token after each prompt
+    done = [False] * B
     for step in range(max_new_tokens):
         check_logits(logits, step)
         if sampling is not None:
-            probs = next_token_probs(logits, **sampling)  # [V]
-            token = int(torch.multinomial(probs, 1, generator=generator))
+            probs = next_token_probs(logits, **sampling)  # [B, V]
+            new = torch.multinomial(probs, 1, generator=generator)  # [B, 1]
         else:
-            token = int(logits.argmax())
-        yield token
-        if token == eos_id or step == max_new_tokens - 1:
+            new = logits.argmax(dim=-1, keepdim=True)  # [B, 1]
+        tokens = new[:, 0].tolist()
+        yield [None if stopped else token for stopped, token in zip(done, tokens)]
+        done = [stopped or token == eos_id for stopped, token in zip(done, tokens)]
+        if all(done) or step == max_new_tokens - 1:
             return
-        new = torch.tensor([[token]], device=idx.device)  # [1, 1]
+        if mask is not None:
+            mask = torch.cat([mask, mask.new_ones(B, 1)], dim=1)  # [B, S + 1]: the new tokens are real
         if cache is not None:
-            logits = model(new, cache)[0, -1]  # only the new token; the rest is cached
+            logits = model(new, cache, attention_mask=mask)[:, -1]  # only the new tokens; the rest is cached
         else:
-            idx = torch.cat([idx, new], dim=1)  # [1, T + 1]
-            logits = model(idx)[0, -1]  # the whole sequence again
+            idx = torch.cat([idx, new], dim=1)  # [B, T + 1]
+            logits = model(idx, attention_mask=mask)[:, -1]  # the whole sequences again
 
 
 def generate(model: GPT, ids, max_new_tokens: int, *, temperature: float | None = None,
              top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-             eos_id: int | None = 50256, use_cache: bool = True) -> list[int]:
+             eos_id: int | None = 50256, use_cache: bool = True) -> list:
     """Continue a prompt; return the NEW token ids only.
 
     ids: the prompt, a list of ints or a 1-D LongTensor (one sequence). Greedy (the most
@@ -206,6 +249,19 @@ def generate(model: GPT, ids, max_new_tokens: int, *, temperature: float | None 
     result. eos_id=None never stops early. use_cache=False recomputes the whole
     sequence every step (same tokens, slower: for comparison). The prompt plus
     max_new_tokens must fit in n_ctx; there is no sliding window.
+
+    ids may also be a list of prompts of different lengths: they run as one batch,
+    padded on the left with an attention mask, each stopping at eos_id on its own, and
+    the result is one list of new token ids per prompt.
     """
-    return list(stream_generate(model, ids, max_new_tokens, temperature=temperature, top_k=top_k,
-                                top_p=top_p, seed=seed, eos_id=eos_id, use_cache=use_cache))
+    steps = stream_generate(model, ids, max_new_tokens, temperature=temperature, top_k=top_k,
+                            top_p=top_p, seed=seed, eos_id=eos_id, use_cache=use_cache)
+    if not is_batch(ids):
+        return list(steps)
+    n = len(ids)
+    new = [[] for _ in range(n)]
+    for tokens in steps:
+        for row, token in zip(new, tokens):
+            if token is not None:
+                row.append(token)
+    return new

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .attention import KVCache
+from .attention import KVCache, padded_causal_mask
 from .block import Block
 from .config import GPTConfig
 from .layers import LayerNorm
@@ -89,18 +89,53 @@ class GPT(nn.Module):
                 f"were these ids made by a different tokenizer?"
             )
 
-    def embed(self, idx: torch.Tensor, T_past: int = 0) -> torch.Tensor:
-        """Token plus position embeddings. [B, T] -> [B, T, C]"""
-        pos = torch.arange(T_past, T_past + idx.size(1), device=idx.device)  # [T]
-        return self.drop(self.wte(idx) + self.wpe(pos))  # [B, T, C] + [T, C] -> [B, T, C]
+    def check_attention_mask(self, attention_mask, idx: torch.Tensor, T_past: int = 0) -> torch.Tensor:
+        """Raise a clear error unless attention_mask is [B, T_past + T] of 0s and 1s with a 1
+        in every row; return it as bool."""
+        B, T = idx.shape
+        if not isinstance(attention_mask, torch.Tensor):
+            raise TypeError(f"attention_mask must be a tensor [B, S] of 1 (a real token) and 0 (padding), "
+                            f"got {type(attention_mask).__name__}")
+        if tuple(attention_mask.shape) != (B, T_past + T):
+            past = f" (the {T_past} cached tokens, then the {T} new ones)" if T_past else ""
+            raise ValueError(f"attention_mask has shape {list(attention_mask.shape)}, but the ids need [B={B}, "
+                             f"S={T_past + T}]{past}: one entry per token, 1 for a real token, 0 for padding")
+        if not ((attention_mask == 0) | (attention_mask == 1)).all():
+            raise ValueError("attention_mask must hold only 0 (padding) and 1 (a real token)")
+        keep = attention_mask.to(device=idx.device, dtype=torch.bool)
+        empty = (~keep.any(dim=1)).nonzero().flatten().tolist()
+        if empty:
+            raise ValueError(f"attention_mask row {empty[0]} is all zeros: sequence {empty[0]} has no real token "
+                             f"to attend to; every sequence needs at least one 1")
+        return keep
 
-    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        """idx [B, T] -> logits [B, T, V]. With a cache, idx continues the cached tokens."""
+    def embed(self, idx: torch.Tensor, T_past: int = 0, pos: torch.Tensor | None = None) -> torch.Tensor:
+        """Token plus position embeddings. [B, T] -> [B, T, C]
+
+        pos: positions [B, T] (for a padded batch); by default T_past, T_past + 1, ...
+        """
+        if pos is None:
+            pos = torch.arange(T_past, T_past + idx.size(1), device=idx.device)  # [T]
+        return self.drop(self.wte(idx) + self.wpe(pos))  # [B, T, C] + [T, C] or [B, T, C] -> [B, T, C]
+
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None,
+                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """idx [B, T] -> logits [B, T, V]. With a cache, idx continues the cached tokens.
+
+        attention_mask [B, T_past + T]: 1 for a real token, 0 for padding, for a batch of
+        sequences of different lengths padded on the left. No token attends to padding,
+        and positions count from each sequence's first real token, as in transformers.
+        """
         T_past = cache.length if cache is not None else 0
         self.check_ids(idx, T_past)
-        x = self.embed(idx, T_past)  # [B, T, C]
+        pos, mask = None, None
+        if attention_mask is not None:
+            keep = self.check_attention_mask(attention_mask, idx, T_past)  # [B, S]
+            pos = (keep.cumsum(dim=1) - 1).clamp(min=0)[:, T_past:]  # [B, T]: 0, 1, ... from the first real token
+            mask = padded_causal_mask(keep, idx.size(1))  # [B, 1, T, S]
+        x = self.embed(idx, T_past, pos)  # [B, T, C]
         for block in self.h:
-            x = block(x, cache)  # [B, T, C]
+            x = block(x, cache, mask)  # [B, T, C]
         if cache is not None:
             cache.advance(idx.size(1))
         return self.lm_head(self.ln_f(x))  # [B, T, C] -> [B, T, V]

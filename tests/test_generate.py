@@ -120,8 +120,8 @@ def test_accepts_tensors(tiny):
     (PROMPT, {"top_p": 0.0}, r"top_p must be in \(0, 1\]"),
     (PROMPT, {"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
     (PROMPT, {"top_k": 0}, r"top_k must be an int >= 1"),
-    ([3, 97], {}, r"prompt token id 97 is outside the model's vocabulary \[0, 96\]"),
-    ([-1, 3], {}, r"prompt token id -1 is outside"),
+    ([3, 97], {}, r"the prompt: token id 97 is outside the model's vocabulary \[0, 96\]"),
+    ([-1, 3], {}, r"the prompt: token id -1 is outside"),
     (PROMPT, {"max_new_tokens": -1}, r"max_new_tokens must be an int >= 0"),
 ])
 def test_bad_arguments_are_clear_errors(tiny, ids, kwargs, message):
@@ -178,8 +178,8 @@ def test_numpy_and_torch_integer_ids_are_accepted(tiny):
 
 @pytest.mark.parametrize("ids, error, message", [
     ("Hello", TypeError, r"ids must be token ids, got a str: encode the text first, e.g. get_tokenizer\(\).encode\('Hello'\)"),
-    ([1.0, 2.0], TypeError, r"prompt token ids must be integers, got float 1.0"),
-    ([True, 2], TypeError, r"prompt token ids must be integers, got bool True"),
+    ([1.0, 2.0], TypeError, r"the prompt: token ids must be integers, got float 1.0"),
+    ([True, 2], TypeError, r"the prompt: token ids must be integers, got bool True"),
     (torch.tensor([1.5]), TypeError, r"ids must be a list of ints or a 1-D integer tensor, got a torch.float32 tensor"),
 ])
 def test_ids_that_are_not_token_ids(tiny, ids, error, message):
@@ -210,3 +210,109 @@ def test_a_cache_made_for_another_model_names_both_configs(tiny):
         tiny(torch.tensor([PROMPT]), KVCache(wider))
     with pytest.raises(ValueError, match="batch_size=2.*B=1"):
         tiny(torch.tensor([PROMPT]), KVCache(CONFIG, batch_size=2))
+
+
+# --- a batch of prompts of different lengths: left padding and the attention mask ---
+
+PROMPTS = [[5, 17, 42, 8], [60, 3], [9, 31, 77, 2, 14, 50, 6], [88]]
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    """transformers' GPT-2 with random weights, and gpt2lib's model loaded from the file transformers saved."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+    import gpt2lib
+
+    torch.manual_seed(5)
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=97, n_positions=48, n_embd=48, n_layer=3, n_head=3, bos_token_id=96,
+                                    eos_token_id=96, attn_implementation="eager", resid_pdrop=0.0, embd_pdrop=0.0,
+                                    attn_pdrop=0.0))
+    with torch.no_grad():  # large random weights, layer norm gains not 1: varied greedy text
+        for name, p in hf.named_parameters():
+            if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
+                p.copy_(1 + 0.2 * torch.randn_like(p))
+            else:
+                p.normal_(0.0, 0.3)
+    hf.eval()
+    directory = tmp_path_factory.mktemp("hf-gpt2")
+    hf.save_pretrained(directory)
+    hf.generation_config.pad_token_id = 0
+    return gpt2lib.from_pretrained(directory), hf
+
+
+def left_padded(prompts, pad_id=0):
+    T = max(map(len, prompts))
+    ids = torch.tensor([[pad_id] * (T - len(p)) + p for p in prompts])  # [B, T]
+    mask = torch.tensor([[0] * (T - len(p)) + [1] * len(p) for p in prompts])  # [B, T]
+    return ids, mask
+
+
+def test_padded_batch_logits_equal_transformers_at_the_real_positions(pair):
+    ours, hf = pair
+    ids, mask = left_padded(PROMPTS)
+    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)  # what transformers' generate passes for left padding
+    with torch.no_grad():
+        logits = ours(ids, attention_mask=mask)  # [B, T, V]
+        theirs = hf(ids, attention_mask=mask, position_ids=position_ids).logits
+        alone = [ours(torch.tensor([p]))[0] for p in PROMPTS]  # each prompt on its own, no padding
+    real = mask.bool()
+    assert (logits[real] - theirs[real]).abs().max() <= 1e-5
+    for b, p in enumerate(PROMPTS):  # and every row equals its prompt run alone
+        assert (logits[b, -len(p):] - alone[b]).abs().max() <= 1e-5
+    assert torch.isfinite(logits).all(), "padding positions must not produce nan (they attend to themselves)"
+
+
+def test_padded_batch_greedy_equals_transformers_generate(pair):
+    ours, hf = pair
+    new = generate(ours, PROMPTS, 20, eos_id=None)
+    ids, mask = left_padded(PROMPTS)
+    theirs = hf.generate(ids, attention_mask=mask, do_sample=False, max_new_tokens=20, eos_token_id=None)
+    assert new == theirs[:, ids.size(1):].tolist()
+    assert all(len(set(row)) >= 5 for row in new), f"degenerate test: greedy output {new} barely varies"
+    assert new == [generate(ours, p, 20, eos_id=None) for p in PROMPTS]  # padding changes nothing
+
+
+def test_padded_batch_with_and_without_the_cache(pair):
+    ours, _ = pair
+    greedy = generate(ours, PROMPTS, 15, eos_id=None)
+    assert generate(ours, PROMPTS, 15, eos_id=None, use_cache=False) == greedy
+    sampled = generate(ours, PROMPTS, 15, eos_id=None, temperature=1.2, top_k=30, seed=3)
+    assert generate(ours, PROMPTS, 15, eos_id=None, temperature=1.2, top_k=30, seed=3, use_cache=False) == sampled
+    assert generate(ours, PROMPTS, 15, eos_id=None, temperature=1.2, top_k=30, seed=3) == sampled
+
+
+def test_a_batch_of_one_equals_the_unbatched_call(tiny):
+    for kwargs in ({}, {"temperature": 1.4, "top_p": 0.9, "seed": 2}):
+        assert generate(tiny, [PROMPT], 25, eos_id=None, **kwargs) == [generate(tiny, PROMPT, 25, eos_id=None, **kwargs)]
+
+
+def test_each_prompt_stops_at_eos_on_its_own(pair):
+    ours, _ = pair
+    free = generate(ours, PROMPTS, 20, eos_id=None)
+    # a token that prompt 1 produces but some other prompt never does
+    eos = next(t for t in free[1] if any(t not in row for row in free))
+    stopped = generate(ours, PROMPTS, 20, eos_id=eos)
+    for row, full in zip(stopped, free):
+        cut = full.index(eos) + 1 if eos in full else len(full)
+        assert row == full[:cut]  # up to and including its first eos, then nothing
+    assert len(stopped[1]) < 20 and any(len(row) == 20 for row in stopped)
+    steps = list(stream_generate(ours, PROMPTS, 20, eos_id=eos))
+    assert all(len(step) == len(PROMPTS) for step in steps)
+    assert [[t for t in col if t is not None] for col in zip(*steps)] == stopped
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda m: m(torch.tensor([[1, 2, 3]]), attention_mask=torch.ones(1, 4)), ValueError,
+     r"attention_mask has shape \[1, 4\], but the ids need \[B=1, S=3\]"),
+    (lambda m: m(torch.tensor([[1, 2], [3, 4]]), attention_mask=torch.tensor([[1, 1], [0, 0]])), ValueError,
+     r"attention_mask row 1 is all zeros"),
+    (lambda m: m(torch.tensor([[1, 2]]), attention_mask=torch.tensor([[1, 2]])), ValueError,
+     r"only 0 \(padding\) and 1"),
+    (lambda m: generate(m, [[1, 2], [1] * 45, [3]], 5), ValueError,
+     r"prompt 1 \(45 tokens\) \+ max_new_tokens \(5\) = 50 exceeds the context window n_ctx=48"),
+    (lambda m: generate(m, [[1, 2], []], 5), ValueError, r"prompt 1 is empty"),
+    (lambda m: generate(m, [[1, 2], [3, 500]], 5), ValueError, r"prompt 1: token id 500 is outside"),
+])
+def test_bad_batches_name_the_problem(tiny, call, error, message):
+    with pytest.raises(error, match=message):
+        call(tiny)
