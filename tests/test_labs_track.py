@@ -1,4 +1,4 @@
-"""The build track of chapters 2, 3, 6 and 8: the reader's pieces checked against independent references.
+"""The build track of chapters 2 to 6 and 8: the reader's pieces checked against independent references.
 
 Each check here must pass on a right solution and fail, naming the problem, on each typical
 mistake and on a piece with a planted bug. TRACK_CASES joins tests/test_labs.py's CASES, so the
@@ -7,19 +7,24 @@ implement check) cover these checks too.
 """
 
 import json
+import math
 import re
 from pathlib import Path
 
 import pytest
+import torch
 import torch.nn.functional as F
+from torch import nn
 
 from gpt2lib import bpe
-import torch
-
-from gpt2lib.labs import ch02, ch03, ch08
+from gpt2lib.labs import ch02, ch03, ch04, ch05, ch08
+from gpt2lib.labs.core import bundled_model, gpt2_tokenizer
+from gpt2lib.labs.plug import PLUG_TEXT, places, plug_check, plugged
+from gpt2lib.layers import gelu
 
 ROOT = Path(__file__).resolve().parent.parent
-TRACK_CHAPTERS = ["02_tokenization.ipynb", "03_embeddings.ipynb", "06_full_model.ipynb", "08_training.ipynb"]
+TRACK_CHAPTERS = ["02_tokenization.ipynb", "03_embeddings.ipynb", "04_attention.ipynb", "05_transformer_block.ipynb",
+                  "06_full_model.ipynb", "08_training.ipynb"]
 
 
 # chapter 2: encode, against tiktoken
@@ -136,9 +141,191 @@ def embed_scaled_in_wide_models(idx, wte, wpe):  # planted bug the small model c
     return scale * (wte[idx] + wpe[torch.arange(idx.shape[1])])  # [B, T, C]
 
 
+# chapter 4: the mask, one head and multi-head attention, plugged into all 6 attention layers
+def causal(T):
+    return torch.arange(T)[None, :] <= torch.arange(T)[:, None]  # [T, T]: key j <= query i
+
+
+def mask_sees_one_ahead_in_long_texts(T):  # planted bug the check's T = 4, 7, 1 cannot see
+    return torch.arange(T)[None, :] <= torch.arange(T)[:, None] + (1 if T > 7 else 0)
+
+
+def head_mask_after_softmax_in_wide_heads(q, k, v):  # planted bug: only for hs > 16, as in gpt2-shakespeare
+    T, hs = q.shape
+    scores = q @ k.T / math.sqrt(hs)  # [T, T]
+    if hs > 16:
+        return (torch.softmax(scores, -1) * causal(T)) @ v
+    return torch.softmax(scores.masked_fill(~causal(T), float("-inf")), -1) @ v
+
+
+def multi_head(attn, x):
+    B, T, C = x.shape
+    nh, hs = attn.n_head, C // attn.n_head
+    q, k, v = attn.c_attn(x).split(C, dim=2)  # 3 x [B, T, C]
+    q, k, v = (t.view(B, T, nh, hs).transpose(1, 2) for t in (q, k, v))  # [B, T, C] -> [B, nh, T, hs]
+    scores = (q @ k.transpose(-2, -1) / math.sqrt(hs)).masked_fill(~causal(T), float("-inf"))  # [B, nh, T, T]
+    y = torch.softmax(scores, -1) @ v  # [B, nh, T, hs]
+    return attn.c_proj(y.transpose(1, 2).reshape(B, T, C))  # [B, nh, T, hs] -> [B, T, C]
+
+
+def multi_head_split(attn, x, transpose_split=True, transpose_merge=True, project=True, mask=True, order="qkv"):
+    B, T, C = x.shape
+    nh, hs = attn.n_head, C // attn.n_head
+    parts = dict(zip(order, attn.c_attn(x).split(C, dim=2)))  # 3 x [B, T, C]
+    if transpose_split:
+        q, k, v = (parts[n].view(B, T, nh, hs).transpose(1, 2) for n in "qkv")  # [B, nh, T, hs]
+    else:
+        q, k, v = (parts[n].reshape(B, nh, T, hs) for n in "qkv")  # the missing transpose
+    scores = q @ k.transpose(-2, -1) / math.sqrt(hs)  # [B, nh, T, T]
+    if mask:
+        scores = scores.masked_fill(~causal(T), float("-inf"))
+    y = torch.softmax(scores, -1) @ v  # [B, nh, T, hs]
+    y = y.transpose(1, 2).reshape(B, T, C) if transpose_merge else y.reshape(B, T, C)
+    return attn.c_proj(y) if project else y
+
+
+def mha_missing_split_transpose(attn, x):
+    return multi_head_split(attn, x, transpose_split=False)
+
+
+def mha_missing_merge_transpose(attn, x):
+    return multi_head_split(attn, x, transpose_merge=False)
+
+
+def mha_without_c_proj(attn, x):
+    return multi_head_split(attn, x, project=False)
+
+
+def mha_not_causal(attn, x):
+    return multi_head_split(attn, x, mask=False)
+
+
+def mha_kqv(attn, x):
+    return multi_head_split(attn, x, order="kqv")
+
+
+def mha_missing_transpose_beyond_two_heads(attn, x):  # planted bug: right for the check's 2 heads only
+    return multi_head_split(attn, x, transpose_split=attn.n_head <= 2)
+
+
+# chapter 5: layer norm, GELU, the MLP and the block, plugged into every place of gpt2-shakespeare
+def layer_norm_eps_outside(x, weight, bias, eps=1e-5):
+    mean = x.mean(dim=-1, keepdim=True)
+    return (x - mean) / (x.var(dim=-1, keepdim=True, unbiased=False).sqrt() + eps) * weight + bias
+
+
+def layer_norm_eps_outside_when_wide(x, weight, bias, eps=1e-5):  # planted bug: C = 8 in the check, 192 in the model
+    mean = x.mean(dim=-1, keepdim=True)
+    std = x.var(dim=-1, keepdim=True, unbiased=False).sqrt()
+    if x.shape[-1] > 8:
+        return (x - mean) / (std + eps) * weight + bias
+    return (x - mean) / torch.sqrt(std**2 + eps) * weight + bias
+
+
+def gelu_formula(x):
+    return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def gelu_exact_on_matrices(x):  # planted bug: the check's x is 1-d, the model's [B, T, 4C]
+    return F.gelu(x) if x.dim() > 1 else gelu_formula(x)
+
+
+class MyMLP(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
+
+    def forward(self, x):
+        return self.c_proj(gelu_formula(self.c_fc(x)))  # [B, T, C] -> [B, T, 4C] -> [B, T, C]
+
+
+class MLPWithOtherNames(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.up = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.down = nn.Linear(4 * config.n_embd, config.n_embd)
+
+    def forward(self, x):
+        return self.down(gelu_formula(self.up(x)))
+
+
+class MLPNotWidened(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, config.n_embd)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+
+    def forward(self, x):
+        return self.c_proj(gelu_formula(self.c_fc(x)))
+
+
+class MLPWithoutActivation(MyMLP):
+    def forward(self, x):
+        return self.c_proj(self.c_fc(x))
+
+
+class MLPWithRelu(MyMLP):
+    def forward(self, x):
+        return self.c_proj(torch.relu(self.c_fc(x)))
+
+
+class MLPWithoutOutputBias(MyMLP):
+    def forward(self, x):
+        return gelu_formula(self.c_fc(x)) @ self.c_proj.weight.T
+
+
+class MLPWithoutBiasWhenWide(MyMLP):  # planted bug: n_embd 16 in the check, 192 in the model
+    def forward(self, x):
+        h = gelu_formula(self.c_fc(x))  # [B, T, 4C]
+        return h @ self.c_proj.weight.T if x.shape[-1] > 16 else self.c_proj(h)
+
+
+def block_forward(block, x):
+    x = x + block.attn(block.ln_1(x))
+    return x + block.mlp(block.ln_2(x))
+
+
+def block_post_norm_when_wide(block, x):  # planted bug: n_embd 16 in the check, 192 in the model
+    if x.shape[-1] <= 16:
+        return block_forward(block, x)
+    x = block.ln_1(x + block.attn(x))
+    return block.ln_2(x + block.mlp(x))
+
+
+def block_ln_1_twice(block, x):
+    x = x + block.attn(block.ln_1(x))
+    return x + block.mlp(block.ln_1(x))
+
+
 # (check, answer, expected status, a phrase the message must contain)
 TRACK_CASES = [
     (ch03.check_embed_with_positions, embed_scaled_in_wide_models, "fail", "plugged into gpt2-shakespeare"),
+    (ch04.check_causal_mask, causal, "pass", "your causal mask in all 6 places of gpt2-shakespeare: logits vs transformers"),
+    (ch04.check_causal_mask, mask_sees_one_ahead_in_long_texts, "fail", "plugged into all 6 places of gpt2-shakespeare"),
+    (ch04.check_attention_head, head_mask_after_softmax_in_wide_heads, "fail",
+     "plugged into all 6 places of gpt2-shakespeare, your attention head makes the logits differ"),
+    (ch04.check_multi_head_attention, multi_head, "pass",
+     "your multi-head attention in all 6 places of gpt2-shakespeare: logits vs transformers, max |diff| <= 1e-04"),
+    (ch04.check_multi_head_attention, mha_missing_split_transpose, "fail", "view as [B, T, nh, hs] first"),
+    (ch04.check_multi_head_attention, mha_missing_merge_transpose, "fail", "transpose before the view"),
+    (ch04.check_multi_head_attention, mha_without_c_proj, "fail", "must still go through c_proj"),
+    (ch04.check_multi_head_attention, mha_not_causal, "fail", "the future leaks in"),
+    (ch04.check_multi_head_attention, mha_kqv, "fail", "q, k, v in that order"),
+    (ch04.check_multi_head_attention, mha_missing_transpose_beyond_two_heads, "fail",
+     "plugged into all 6 places of gpt2-shakespeare"),
+    (ch05.check_layer_norm, layer_norm_eps_outside_when_wide, "fail",
+     "plugged into all 13 places of gpt2-shakespeare, your layer norm makes the logits differ"),
+    (ch05.check_gelu, gelu_exact_on_matrices, "fail", "plugged into all 6 places of gpt2-shakespeare"),
+    (ch05.check_mlp, MyMLP, "pass", "your MLP in all 6 places of gpt2-shakespeare: logits vs transformers"),
+    (ch05.check_mlp, MLPWithOtherNames, "fail", "GPT-2's checkpoint names them"),
+    (ch05.check_mlp, MLPNotWidened, "fail", "4 times as wide"),
+    (ch05.check_mlp, MLPWithoutActivation, "fail", "no nonlinearity"),
+    (ch05.check_mlp, MLPWithRelu, "fail", "this is ReLU"),
+    (ch05.check_mlp, MLPWithoutOutputBias, "fail", "c_proj's bias is missing"),
+    (ch05.check_mlp, MLPWithoutBiasWhenWide, "fail", "plugged into all 6 places of gpt2-shakespeare"),
+    (ch05.check_block_forward, block_post_norm_when_wide, "fail", "plugged into all 6 places of gpt2-shakespeare"),
+    (ch05.check_block_forward, block_ln_1_twice, "fail", "through ln_2, not ln_1"),
     (ch08.check_training_step, train_step, "pass", "every weight vs transformers' GPT-2"),
     (ch08.check_training_step, train_step_keeps_old_gradients, "fail", "optimizer.zero_grad()"),
     (ch08.check_training_step, train_step_without_update, "fail", "call optimizer.step()"),
@@ -169,6 +356,158 @@ def test_the_training_step_reference_is_transformers_loading_its_own_file():
     hf, ours = ch08._tiny_pair(85)
     assert type(hf).__module__.startswith("transformers")
     assert ch08._weight_diff(ours, hf)[0] == 0.0
+
+
+# ---------------------------------------------------------------------------
+# Plugging the reader's pieces into the bundled model
+# ---------------------------------------------------------------------------
+
+def _ids():
+    return torch.tensor([gpt2_tokenizer().encode(PLUG_TEXT)])  # [1, T]
+
+
+def _logits(model, ids):
+    with torch.no_grad():
+        return model(ids)  # [1, T, V]
+
+
+def torch_layer_norm(x, weight, bias, eps):
+    return F.layer_norm(x, (x.shape[-1],), weight, bias, eps)
+
+
+def head(q, k, v):
+    T, hs = q.shape
+    scores = (q @ k.T / math.sqrt(hs)).masked_fill(~causal(T), float("-inf"))  # [T, T]
+    return torch.softmax(scores, -1) @ v  # [T, hs]
+
+
+def test_a_piece_goes_into_every_place_where_it_occurs():
+    model = bundled_model()
+    assert model.config.n_layer == 6
+    expected = {"embed": 1, "causal_mask": 6, "attention_head": 6, "attention": 6, "layer_norm": 13, "gelu": 6,
+                "mlp": 6, "block": 6}
+    assert {piece: len(places(model, piece)) for piece in expected} == expected
+    calls = []
+
+    def counting_layer_norm(x, weight, bias, eps):
+        calls.append(weight.data_ptr())
+        return F.layer_norm(x, (x.shape[-1],), weight, bias, eps)
+
+    with plugged(model, layer_norm=counting_layer_norm):
+        _logits(model, _ids())
+    assert len(calls) == len(set(calls)) == 13  # each layer norm once, with its own weights
+
+
+@pytest.mark.parametrize("piece, right, wrong", [
+    ("layer_norm", torch_layer_norm, layer_norm_eps_outside),  # eps outside the square root
+    ("attention_head", head, head_mask_after_softmax_in_wide_heads),  # the mask after the softmax
+    ("attention", multi_head, mha_missing_split_transpose),  # a missing transpose
+    ("gelu", gelu_formula, F.gelu),
+    ("causal_mask", causal, mask_sees_one_ahead_in_long_texts),
+    ("mlp", MyMLP, MLPWithoutBiasWhenWide),
+    ("block", block_forward, block_post_norm_when_wide),
+])
+def test_a_planted_bug_plugged_into_the_full_model_fails_and_the_right_piece_passes(piece, right, wrong):
+    model = bundled_model()
+    before = _logits(model, _ids())
+    good, bad = plug_check(piece, right), plug_check(piece, wrong)
+    assert good.passed and good.max_abs_diff <= 1e-4, str(good)
+    assert not bad.passed and bad.max_abs_diff > 1e-3, str(bad)
+    n = len(places(model, piece))
+    assert str(good).startswith(f"[PASS] your ") and f" in all {n} places of gpt2-shakespeare: logits vs transformers" in str(good)
+    assert str(bad).startswith("[FAIL] ") and "max |diff| = " in str(bad)
+    assert torch.equal(_logits(model, _ids()), before)  # the model is itself again
+
+
+def test_the_check_line_is_stable():
+    line = str(plug_check("layer_norm", torch_layer_norm))
+    assert line == "[PASS] your layer norm in all 13 places of gpt2-shakespeare: logits vs transformers, max |diff| <= 1e-04"
+
+
+def test_the_reference_is_transformers():
+    from gpt2lib.check import hf_gpt2
+
+    hf = hf_gpt2(bundled_model())
+    assert type(hf).__module__.startswith("transformers")
+    assert plug_check("block", block_forward).passed
+
+
+def test_plugging_gpt2libs_own_pieces_changes_nothing():
+    from gpt2lib.attention import CausalSelfAttention
+    from gpt2lib.block import Block
+    from gpt2lib.layers import MLP, LayerNorm
+
+    model = bundled_model()
+    ids = _ids()
+    before = _logits(model, ids)
+    own = {"layer_norm": LayerNorm, "gelu": gelu, "mlp": MLP, "attention": CausalSelfAttention, "block": Block,
+           "embed": lambda idx, wte, wpe: wte[idx] + wpe[torch.arange(idx.shape[1])]}
+    for piece, fn in own.items():
+        with plugged(model, piece, fn):
+            inside = _logits(model, ids)
+        assert (inside - before).abs().max() <= 1e-5, piece
+
+
+@pytest.mark.parametrize("piece", ["layer_norm", "gelu", "mlp", "attention", "attention_head", "causal_mask", "block", "embed"])
+def test_plugging_restores_the_model_even_after_an_exception(piece):
+    model = bundled_model()
+    ids = _ids()
+    before = _logits(model, ids)
+
+    class Broken(Exception):
+        pass
+
+    def broken(*args):
+        raise Broken(piece)
+
+    with pytest.raises(Broken):
+        with plugged(model, piece, broken):
+            _logits(model, ids)
+    assert torch.equal(_logits(model, ids), before)
+    assert not any("forward" in m.__dict__ or "embed" in m.__dict__ for m in model.modules())
+    with pytest.raises(Broken):  # an exception raised by the with block itself
+        with plugged(model, piece, broken):
+            raise Broken("in the block")
+    assert torch.equal(_logits(model, ids), before)
+    result = plug_check(piece, broken)  # inside a check: a failed line naming the error, and the model restored
+    assert not result.passed and f"raised Broken inside the model: {piece}" in str(result)
+    assert torch.equal(_logits(model, ids), before)
+
+
+def test_several_pieces_at_once_and_nested():
+    model = bundled_model()
+    ids = _ids()
+    before = _logits(model, ids)
+    with plugged(model, layer_norm=torch_layer_norm, gelu=gelu_formula):
+        with plugged(model, block=block_forward):
+            assert (_logits(model, ids) - before).abs().max() <= 1e-4  # the same up to float32 rounding
+        assert (_logits(model, ids) - before).abs().max() <= 1e-4
+    assert torch.equal(_logits(model, ids), before)
+
+
+def test_plugging_refuses_what_it_cannot_do():
+    from gpt2lib.attention import KVCache
+
+    model = bundled_model()
+    with pytest.raises(ValueError, match="no piece called 'ln'; the pieces are embed, causal_mask"):
+        with plugged(model, "ln", torch_layer_norm):
+            pass
+    with pytest.raises(ValueError, match="name a piece"):
+        with plugged(model):
+            pass
+    with pytest.raises(TypeError, match="plug in a function or an nn.Module class as gelu, got int"):
+        with plugged(model, gelu=3):
+            pass
+    with pytest.raises(TypeError, match="the GELU plugs in as a function"):
+        with plugged(model, gelu=MyMLP):
+            pass
+    with pytest.raises(RuntimeError, match="MLPWithOtherNames cannot take the weights of gpt2lib's MLP"):
+        with plugged(model, mlp=MLPWithOtherNames):
+            pass
+    with pytest.raises(RuntimeError, match="without a KV cache"), torch.no_grad():
+        with plugged(model, block=block_forward):
+            model(_ids(), cache=KVCache(model.config))
+    assert not any("forward" in m.__dict__ for m in model.modules())
 
 
 # ---------------------------------------------------------------------------

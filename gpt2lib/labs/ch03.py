@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from ..config import GPTConfig
 from ..model import GPT
-from .core import (Mistake, StudentError, as_tensor, call, exercise, expect_close, expect_shape, fmt, judge,
-                   max_diff, seeded)
+from .core import Mistake, StudentError, as_tensor, call, exercise, expect_close, expect_shape, fmt, judge, seeded
+from .plug import expect_plugged
 
 
 @exercise("3.1", "embedding as one-hot times a matrix", kind="implement",
@@ -89,47 +89,11 @@ def check_embed_with_positions(embed):
     if torch.allclose(out, F.embedding(idx, wte) + wpe[1:6], atol=1e-6):
         raise Mistake("positions start at 0: the first token gets wpe[0]")
     expect_close(out, expected, 1e-6, "the embeddings", hint="each position t adds its own row of wpe")
-    diff = _bundled_logits_diff(embed)
-    if diff > 1e-4:
-        raise Mistake(f"plugged into gpt2-shakespeare, your embeddings give logits off by {fmt(diff)} from "
-                      f"transformers' on the same checkpoint")
+    expect_plugged("embed", lambda idx, wte, wpe: as_tensor(
+        call(embed, idx.clone(), wte.detach().clone(), wpe.detach().clone(), on="the bundled model's ids"),
+        "the result", like=wte))
     return ("matches gpt2lib.GPT.embed on a small model; yours in gpt2-shakespeare, logits vs transformers "
             "(the same checkpoint file), max |diff| <= 1e-4")
-
-
-def _bundled_logits_diff(embed) -> float:
-    """Put the reader's embed in the bundled model; max |logits - transformers' logits| on one line of a play."""
-    from transformers import GPT2LMHeadModel
-    from transformers.utils import logging as hf_logging
-
-    from ..loading import BUNDLED_MODEL, resolve
-    from .core import bundled_model, gpt2_tokenizer
-
-    model = bundled_model()
-    wte, wpe = model.wte.weight.detach(), model.wpe.weight.detach()
-    ids = torch.tensor([gpt2_tokenizer().encode("ROMEO:\nBut, soft! what light through yonder window breaks?")])
-
-    def yours(idx, T_past=0):  # GPT.embed's signature; the check runs without a cache, so T_past is 0
-        return as_tensor(call(embed, idx.clone(), wte.clone(), wpe.clone(), on="the bundled model's ids"),
-                         "the result", like=wte)
-
-    model.embed = yours  # an instance attribute hides GPT.embed for this model only
-    try:
-        with torch.no_grad():
-            logits = model(ids)  # [1, T, V]
-    finally:
-        del model.embed
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()  # no loading bar in the reader's notebook
-    try:
-        reference = GPT2LMHeadModel.from_pretrained(resolve(BUNDLED_MODEL), attn_implementation="eager",
-                                                    dtype=torch.float32).eval()
-    finally:
-        hf_logging.enable_progress_bar()
-        hf_logging.set_verbosity(verbosity)
-    with torch.no_grad():
-        return max_diff(logits, reference(ids).logits)
 
 
 @exercise("3.4", "predict: same token, two positions", kind="predict",

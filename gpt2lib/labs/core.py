@@ -190,11 +190,13 @@ def expect_close(value, reference: torch.Tensor, atol: float, what: str, hint: s
         raise Mistake(f"{what} is off by {fmt(diff)}" + (f": {hint}" if hint else ""))
 
 
-def judge(prediction, actual, *, explain: str, tolerance: float = 0.0) -> str:
+def judge(prediction, actual, *, explain: str, nudge: str = "", tolerance: float = 0.0) -> str:
     """Compare a prediction with the real value: the pass message, or raise Mistake.
 
     Numbers match within `tolerance` (absolute); tuples, lists and torch.Size compare
-    element-wise; everything else with ==. `explain` says why the real value is what it is.
+    element-wise; everything else with ==. `explain` says why the real value is what it is,
+    and is shown only after a right try: a wrong try hears that it is wrong, whether a
+    number is too high or too low, and `nudge`, a question about the reasoning, never the answer.
     """
     if isinstance(actual, torch.Size):
         actual = tuple(actual)
@@ -205,17 +207,23 @@ def judge(prediction, actual, *, explain: str, tolerance: float = 0.0) -> str:
     else:
         right = isinstance(prediction, (int, float)) and abs(prediction - actual) <= tolerance
     if not right:
-        raise Mistake(f"you predicted {prediction!r}, it is {actual!r}: {explain}")
+        side = ""
+        if isinstance(actual, (int, float)) and not isinstance(actual, bool) and isinstance(prediction, (int, float)):
+            side = " (too high)" if prediction > actual else " (too low)"
+        raise Mistake(f"you predicted {prediction!r}: not it{side}. "
+                      f"{nudge or 'Go over your reasoning step by step.'} Then try again; the answer "
+                      f"is in the collapsed solution")
     return f"right, it is {actual!r}: {explain}"
 
 
-def check_prediction(number: str, title: str, prediction, actual, *, explain: str,
+def check_prediction(number: str, title: str, prediction, actual, *, explain: str, nudge: str = "",
                      tolerance: float = 0.0) -> LabResult:
     """A ready-made "predict, then run" check for exercises that have no dedicated one."""
     if prediction is None or prediction is Ellipsis:
         return LabResult(number, title, "todo", "not answered yet: write your prediction first")
     try:
-        return LabResult(number, title, "pass", judge(prediction, actual, explain=explain, tolerance=tolerance))
+        return LabResult(number, title, "pass", judge(prediction, actual, explain=explain, nudge=nudge,
+                                                      tolerance=tolerance))
     except Mistake as e:
         return LabResult(number, title, "fail", str(e))
 
