@@ -4,7 +4,10 @@ The output is plain HTML: a static first frame drawn with inline styles (what an
 untrusted notebook shows, since Jupyter strips scripts from untrusted outputs),
 the data as JSON, the stylesheet, and the view's vanilla JavaScript, all inlined
 from gpt2lib/viz/static/. Nothing is fetched, so the same output works in
-JupyterLab and in the static HTML book without a kernel or a network. Element
+JupyterLab and in the static HTML book without a kernel or a network. In the static
+book the attention, token and sampling views also offer "Try your own text"
+(live-text.js): only then does the page load the tokenizer and the bundled model,
+from the site's own web-model/ folder (docs/WEB_ENGINE.md). Element
 ids come from a hash of the data, so re-running a notebook gives identical HTML.
 """
 
@@ -17,6 +20,9 @@ from importlib import resources
 BLUES = ["#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b"]
 RDBU = ["#b2182b", "#d6604d", "#f4a582", "#fddbc7", "#f7f7f7", "#d1e5f0", "#92c5de", "#4393c3", "#2166ac"]
 MASKED = "#e4e4e4"
+# The views that, in the static book, take the reader's own text and recompute their data
+# in the page (live-text.js, with bpe.js, engine.js and viewdata.js from web-model/).
+LIVE_TEXT_KINDS = ("attention", "tokens", "sampling")
 NOT_LIVE = ("A static preview: run the cell (or trust the notebook) to make this view "
             "interactive.")
 
@@ -82,8 +88,12 @@ class View:
 
     def html(self) -> str:
         """The HTML fragment (what Jupyter displays)."""
-        script = (f"(function(){{\n{asset('common.js')}\n{asset(self.kind + '.js')}\n"
-                  f"G2V.start(document.currentScript, {json.dumps(self.element_id)}, G2V.{self.kind});\n}})();")
+        start = f"G2V.start(document.currentScript, {json.dumps(self.element_id)}, G2V.{self.kind});"
+        live = ""
+        if self.kind in LIVE_TEXT_KINDS:  # a text box in the static book (live-text.js)
+            live = (f"{asset('live-text.js')}\nG2V.liveText(document.currentScript, {json.dumps(self.element_id)}, "
+                    f"{json.dumps(self.kind)}, G2V.{self.kind});\n")
+        script = f"(function(){{\n{asset('common.js')}\n{asset(self.kind + '.js')}\n{start}\n{live}}})();"
         return (
             f'<div class="g2v g2v-{self.kind}" id="{self.element_id}" '
             f'style="background-color:#ffffff;color:#1b1b1b;padding:8px;">'
