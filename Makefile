@@ -17,6 +17,14 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
+# nbgrader 0.9.6 in an environment of its own, for tests/test_nbgrader.py: it grades the
+# chapters on a kernel that is the course's .venv, and stays out of the reader's JupyterLab.
+NBGRADER_VENV := .venv-nbgrader
+$(NBGRADER_VENV)/.installed: requirements-nbgrader.txt
+	test -x $(NBGRADER_VENV)/bin/python || $(PYTHON) -m venv $(NBGRADER_VENV)
+	$(NBGRADER_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-nbgrader.txt
+	touch $@
+
 book: $(VENV)/.installed
 	bash scripts/build_book.sh
 	@echo
@@ -36,7 +44,7 @@ chromium:
 	  echo "Installing Debian's chromium for the browser tests (needs root)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: $(VENV)/.installed chromium
+test: $(VENV)/.installed $(NBGRADER_VENV)/.installed chromium
 	$(BIN)/python -m pytest tests
 	$(BIN)/python -m pytest --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env --nbval-cell-timeout=300 -p no:cacheprovider
 
