@@ -772,6 +772,10 @@ def exercise_notebooks() -> list[Path]:
                         if make_student.has_exercises(json.loads(p.read_text(encoding="utf-8")))]
 
 
+# an exercise's check: chNN.check_...(...), or the generic check_prediction / check_answer; not gpt2lib.check's
+EXERCISE_CHECK = re.compile(r"\bch\d\d\.check_\w+\s*\(|(?<![\w.])check_(?:prediction|answer)\s*\(")
+
+
 def solution_pairs():
     """(notebook, solution cell source, [check cell sources]) for every solution cell."""
     pairs = []
@@ -785,7 +789,7 @@ def solution_pairs():
             for later in sources[i + 1 :]:
                 if make_student.BEGIN in later:
                     break
-                if re.search(r"\bcheck_\w+\s*\(", later):
+                if EXERCISE_CHECK.search(later):
                     checks.append(later)
             pairs.append(pytest.param(path, src, checks, id=f"{path.stem}-cell{cells[i].get('id', i)}"))
     return pairs
@@ -822,7 +826,7 @@ def run_alone(source: str, namespace: dict, path: Path):
 
 @pytest.mark.parametrize("path, solution, checks", solution_pairs())
 def test_solution_passes_and_stub_is_todo(path, solution, checks):
-    in_cell = bool(re.search(r"\bcheck_\w+\s*\(", solution))
+    in_cell = bool(EXERCISE_CHECK.search(solution))
     assert checks or in_cell, f"{path.name}: a solution cell without a check after it:\n{solution}"
     for version, status in ((solution, "pass"), (make_student.strip_solutions(solution, path.name), "todo")):
         namespace = {}
@@ -852,7 +856,7 @@ def test_every_exercise_has_a_badge_and_a_check_with_its_number(path):
             labelled.append(f"{found.group(1)}.{found.group(2)}")
             assert BADGE.search(src), f"{path.name}: exercise {labelled[-1]} lacks a line like '**★★☆ · 10 min · implement**'"
         if cell["cell_type"] == "code":
-            checked += [REGISTRY[n].exercise for n in re.findall(r"\b(check_\w+)\s*\(", src) if n in REGISTRY]
+            checked += [REGISTRY[n].exercise for n in re.findall(r"\bch\d\d\.(check_\w+)\s*\(", src) if n in REGISTRY]
             checked += GENERIC_CHECK.findall(src)
     assert sorted(labelled) == sorted(checked), (
         f"{path.name}: exercise labels {sorted(labelled)} and check numbers {sorted(checked)} differ")

@@ -108,7 +108,7 @@ def _tiny_config() -> GPTConfig:
 
 @exercise("5.3", "the MLP", kind="implement",
           hint="two linear layers named as in GPT-2's checkpoint, C -> 4C -> C, with GELU between them")
-def check_mlp(mlp_class):
+def check_mlp_module(mlp_class):
     """mlp_class(config) -> an nn.Module with c_fc and c_proj; forward(x [B, T, C]) -> [B, T, C]."""
     config = _tiny_config()
     torch.manual_seed(53)
