@@ -4,7 +4,10 @@ A text box (ipywidgets) drives an Output widget that displays the view, so its
 JavaScript runs as for any cell output. The view follows the typing: each change of
 the box restarts a short timer (DEBOUNCE_S), and the view is recomputed when it runs
 out, so a burst of keystrokes costs one forward pass (the debouncing pattern of the
-ipywidgets documentation, "Widget Events"). Needs a running kernel; in the static
+ipywidgets documentation, "Widget Events"). The view is put in the Output widget's
+`outputs` state rather than printed inside `with output:`: a recompute that runs after
+the pause is no longer part of the keystroke's message, whose replies JupyterLab has
+stopped routing by then, so printed output would be dropped. Needs a running kernel; in the static
 book use the plain views (attention_view, ...), which keep working without one.
 ipywidgets is imported here, when a live view is made, not with gpt2lib.
 """
@@ -24,6 +27,20 @@ ERROR_STYLE = ("background-color:#fff5f5;color:#8c1020;border:1px solid #e8b4b8;
 def error_html(err: Exception) -> str:
     """An exception as a small HTML card: "ValueError: ..." in dark red on a pale background."""
     return f'<div class="g2v-live-error" style="{ERROR_STYLE}">{html.escape(f"{type(err).__name__}: {err}")}</div>'
+
+
+def display_output(obj) -> dict:
+    """`obj` as one display_data output (nbformat's dict), formatted as IPython displays it."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is not None:
+        data, metadata = shell.display_formatter.format(obj)
+    else:  # a script or a test: the two representations the views and errors have
+        data, metadata = {"text/plain": repr(obj)}, {}
+        if hasattr(obj, "_repr_html_"):
+            data["text/html"] = obj._repr_html_()
+    return {"output_type": "display_data", "data": data, "metadata": metadata}
 
 
 def running_loop():
@@ -70,17 +87,16 @@ def live_view_class():
 
         def refresh(self):
             """Recompute the view from the text box and show it (or the error, in words)."""
-            from IPython.display import HTML, display
+            from IPython.display import HTML
 
             self._pending = None
-            with self.output:
-                self.output.clear_output(wait=True)
-                try:
-                    self.view = self.make_view(self.text.value)
-                    display(self.view)
-                except (ValueError, TypeError) as err:
-                    self.view = None
-                    display(HTML(error_html(err)))
+            try:
+                self.view = self.make_view(self.text.value)
+                shown = self.view
+            except (ValueError, TypeError) as err:
+                self.view = None
+                shown = HTML(error_html(err))
+            self.output.outputs = (display_output(shown),)
 
         def __repr__(self):
             return f"<gpt2lib.viz live {self.kind} view>"
