@@ -578,3 +578,49 @@ def test_every_exercise_has_two_collapsed_hints(name):
             after = "".join(cells[i + 1]["source"])
             assert re.search(r"<details><summary>Hint 1</summary>.*<details><summary>Hint 2</summary>", after, re.S), (
                 f"{name}, cell {i + 1}: the exercise should be followed by Hint 1 and Hint 2 in <details>")
+
+
+SOLUTION_CODE_OF_CHAPTERS_4_AND_5 = ("tril", "0.044715", "sqrt(var", "unbiased=False", "amax", "keepdim", "view(B, T",
+                                     "transpose(1, 2)", "ln_1(x)", "nn.Linear(")
+
+
+@pytest.mark.parametrize("name", ["04_attention.ipynb", "05_transformer_block.ipynb"])
+def test_stubs_and_check_hints_of_chapters_4_and_5_hold_no_solution_code(name):
+    stubs = [line for cell in _cells(name, "student") if cell["cell_type"] == "code"
+             for line in "".join(cell["source"]).splitlines() if "NotImplementedError(" in line or "# TODO:" in line]
+    assert stubs
+    chapter = int(name[:2])
+    hints = [spec.hint for spec in __import__("gpt2lib.labs", fromlist=["REGISTRY"]).REGISTRY.values()
+             if spec.exercise.startswith(f"{chapter}.")]
+    for text in stubs + hints:
+        leaked = [code for code in SOLUTION_CODE_OF_CHAPTERS_4_AND_5 if code in text]
+        assert not leaked, f"{name}: {text!r} gives away {leaked}"
+
+
+def _text_of(cell) -> str:
+    text = "".join(cell["source"])
+    for output in cell.get("outputs", []):
+        text += "".join(output.get("text", "")) + "".join(output.get("data", {}).get("text/plain", ""))
+    return text
+
+
+@pytest.mark.parametrize("name", ["04_attention.ipynb", "05_transformer_block.ipynb"])
+def test_no_predict_or_explore_answer_appears_before_its_exercise(name):
+    import ast
+
+    cells = _cells(name, "notebooks")
+    seen, checked = [], 0
+    for cell in cells:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "code" and text.startswith("### BEGIN SOLUTION"):
+            answer = ast.literal_eval(re.search(r"^\w+ = (.+)$", text, re.M).group(1))
+            forms = {repr(answer), str(answer), repr(tuple(answer)) if isinstance(answer, list) else repr(answer)}
+            if isinstance(answer, tuple) and len(answer) == 2 and all(isinstance(a, int) for a in answer):
+                forms.add(f"layer {answer[0]} head {answer[1]}")
+            exercise_at = max(i for i, t in enumerate(seen) if "{exercise}" in t)
+            before = "\n".join(seen[:exercise_at])
+            assert not [f for f in forms if f in before], f"{name}: the answer {answer!r} appears before its exercise"
+            checked += 1
+        if "solution" not in cell.get("metadata", {}).get("tags", []):
+            seen.append(_text_of(cell))
+    assert checked >= 1

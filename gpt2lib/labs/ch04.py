@@ -17,7 +17,7 @@ from .plug import expect_plugged, plugged
 
 
 @exercise("4.1", "softmax", kind="implement",
-          hint="subtract each row's max (keepdim=True), exponentiate, divide by the row sum")
+          hint="the same numbers as the formula, with no exponent above 0, so nothing overflows")
 def check_softmax(softmax_fn):
     """softmax_fn(scores [..., N]) -> probabilities [..., N], each row summing to 1."""
     g = seeded(41)
