@@ -190,3 +190,17 @@ def test_shortest_inputs():
         induction(HandBuilt([pattern(3, lambda t: t)[None, None]], logits), ids, 1)
     with pytest.raises(ValueError, match="1 \\+ 2n"):
         induction(HandBuilt([stripe[None, None]], logits), ids, 2)
+
+
+def test_masked_weights_prediction_never_gives_the_number_away():
+    from gpt2lib.labs import ch09
+
+    T, heads = 10, 12 * 12
+    right = heads * T * (T - 1) // 2
+    assert ch09.check_predict_masked_weights(right).status == "pass"
+    for wrong in (heads * T * T, heads * T * (T + 1) // 2, T * (T - 1) // 2, 12 * 45, 100, 10**6, right + 1):
+        result = ch09.check_predict_masked_weights(wrong)
+        assert result.status == "fail" and result.message.startswith(f"you predicted {wrong!r}"), str(result)
+        assert f"{right}" not in result.message and f"{right:,}" not in result.message, str(result)
+    assert ch09.check_predict_masked_weights(None).status == "todo"
+    assert ch09.check_predict_masked_weights("many").status == "fail"

@@ -43,7 +43,7 @@ def _tiny_model(seed: int, n_layer: int = 3) -> GPT:
 
 
 @exercise("9.1", "logit lens", kind="implement",
-          hint="the model's own last steps: model.lm_head(model.ln_f(residual))")
+          hint="do what the model itself does after its last block, in the same order")
 def check_logit_lens(lens):
     """lens(model, residual [B, T, C]) -> logits [B, T, V], as if the model stopped there."""
     model = _tiny_model(91)
@@ -63,7 +63,7 @@ def check_logit_lens(lens):
 
 
 @exercise("9.2", "previous-token score", kind="implement",
-          hint="torch.diagonal(weights, offset=-1).mean(): row i's weight on column i - 1")
+          hint="row i's weight on the token before it sits just below the main diagonal")
 def check_previous_token_score(score):
     """score(weights [T, T]) -> float, the mean of weights[i, i - 1] over i = 1 .. T-1."""
     T = 6
@@ -125,3 +125,43 @@ def check_predict_residual_count(prediction):
     model = GPT(GPTConfig(n_vocab=20, n_ctx=8, n_embd=12, n_layer=12, n_head=12)).eval()
     n = len(model.trace(torch.tensor([[1, 2, 3]])).residual)
     return judge(prediction, n, explain="the embeddings, then one snapshot after each of the 12 blocks")
+
+
+MASKED_TEXT_TOKENS = 10
+
+
+def _masked_weight_count() -> tuple[int, dict]:
+    """The exactly-zero attention weights of a 12-layer, 12-head model on 10 tokens, and the usual wrong counts."""
+    torch.manual_seed(94)
+    model = GPT(GPTConfig(n_vocab=20, n_ctx=16, n_embd=24, n_layer=12, n_head=12)).eval()
+    T = MASKED_TEXT_TOKENS
+    attentions = model.trace(torch.arange(T)[None] % 20).attentions  # 12 x [1, 12, T, T]
+    zeros = sum(int((a == 0).sum()) for a in attentions)
+    per_head, heads = T * (T - 1) // 2, 12 * 12
+    wrong = {
+        heads * T * T: "that is every weight of every head; only the ones the causal mask removes are zero",
+        heads * (T * (T + 1) // 2): "those are the weights a token may use (itself and the tokens before it); "
+                                    "count the others",
+        per_head: "that is one head's count; every head of every layer has its own [T, T] weights",
+        12 * per_head: "that counts one head per layer; every layer has 12 heads",
+        heads * T * (T - 1): "row i has a zero for each token after i, not for every other token",
+    }
+    return zeros, wrong
+
+
+@exercise("9.4", "predict: the weights the mask removes", kind="predict",
+          hint="each row of a head's weights belongs to one token; which keys can it not see?")
+def check_predict_masked_weights(prediction):
+    """prediction: how many of trace.attentions' weights are exactly 0 for GPT-2 small (12 layers of 12
+    heads) on a 10-token text. A wrong try says why the reasoning may be off, never the number."""
+    actual, wrong = _masked_weight_count()
+    if isinstance(prediction, bool) or not isinstance(prediction, (int, float)):
+        raise Mistake(f"answer with a number, got {prediction!r}")
+    if prediction == actual:
+        return (f"right, it is {actual:,}: in each of the 144 heads, token i cannot see the "
+                f"{MASKED_TEXT_TOKENS} - 1 - i tokens after it, 45 zeros per head")
+    why = wrong.get(prediction)
+    if why is None:
+        why = "count the zeros of one head's [T, T] weights first, then the heads; " + (
+            "your number is too high" if prediction > actual else "your number is too low")
+    raise Mistake(f"you predicted {prediction!r}, not right: {why}")
