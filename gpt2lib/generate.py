@@ -104,7 +104,8 @@ def is_batch(ids) -> bool:
     return all(isinstance(p, (list, tuple)) or getattr(p, "ndim", 0) >= 1 for p in ids)
 
 
-def prompt_batch(model: GPT, prompts: list[list[int]], names: list[str], max_new_tokens: int, pad_id: int):
+def prompt_batch(model: GPT, prompts: list[list[int]], max_new_tokens: int = 0, pad_id: int = 50256,
+                 names: list[str] | None = None):
     """Prompts of different lengths, padded on the left into one batch.
 
     Returns ids [B, T] (T = the longest prompt) and attention_mask [B, T], 1 for a real
@@ -112,6 +113,7 @@ def prompt_batch(model: GPT, prompts: list[list[int]], names: list[str], max_new
     Padding on the left puts every prompt's last token in the last column, where the
     next token is read off, and lets all of them grow by one column per step.
     """
+    names = names or [f"prompt {b}" for b in range(len(prompts))]
     for ids, name in zip(prompts, names, strict=True):
         check_prompt(model, ids, max_new_tokens, name)
     T = max(len(ids) for ids in prompts)
@@ -177,7 +179,7 @@ def stream_generate(model: GPT, ids, max_new_tokens: int, *, temperature: float 
     names = [f"prompt {b}" for b in range(len(ids))] if batched else ["the prompt"]
     prompts = [prompt_ids(p, name) for p, name in zip(ids if batched else [ids], names)]
     pad_id = eos_id if eos_id is not None and 0 <= eos_id < model.config.n_vocab else 0  # any id: it is masked
-    idx, mask = prompt_batch(model, prompts, names, max_new_tokens, pad_id)  # [B, T], [B, T] or None
+    idx, mask = prompt_batch(model, prompts, max_new_tokens, pad_id, names)  # [B, T], [B, T] or None
     sampling = (temperature, top_k, top_p) != (None, None, None) and temperature != 0
     generator = None  # without a seed, sampling draws from torch's global generator
     if sampling and seed is not None:
