@@ -1,4 +1,4 @@
-"""The build track of chapters 2 to 6 and 8: the reader's pieces checked against independent references.
+"""The build track of chapters 2 to 8: the reader's pieces checked against independent references.
 
 Each check here must pass on a right solution and fail, naming the problem, on each typical
 mistake and on a piece with a planted bug. TRACK_CASES joins tests/test_labs.py's CASES, so the
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gpt2lib import bpe
-from gpt2lib.labs import ch02, ch03, ch04, ch05, ch08
+from gpt2lib.labs import ch02, ch03, ch04, ch05, ch07, ch08
 from gpt2lib.labs.core import bundled_model, gpt2_tokenizer
 from gpt2lib.labs.plug import PLUG_TEXT, places, plug_check, plugged
 from gpt2lib.layers import gelu
@@ -298,6 +298,76 @@ def block_ln_1_twice(block, x):
     return x + block.mlp(block.ln_1(x))
 
 
+# chapter 7: the generation loop against transformers' generate, the filters against its logits warpers
+def greedy_loop(model, ids, n):
+    T = ids.size(1)
+    for _ in range(n):
+        next_id = model(ids)[:, -1, :].argmax(dim=-1, keepdim=True)  # [1, 1]
+        ids = torch.cat([ids, next_id], dim=1)  # [1, T + 1]
+    return ids[:, T:]  # [1, n]
+
+
+def greedy_loop_with_cache(model, ids, n):
+    from gpt2lib.attention import KVCache
+
+    cache, new = KVCache(model.config), []
+    for _ in range(n):
+        ids = model(ids, cache)[:, -1].argmax(-1, keepdim=True)  # [1, 1], only the new token goes in next
+        new.append(int(ids))
+    return new
+
+
+def greedy_returns_the_prompt(model, ids, n):
+    for _ in range(n):
+        ids = torch.cat([ids, model(ids)[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return ids
+
+
+def greedy_feeds_the_last_token_only(model, ids, n):
+    T = ids.size(1)
+    for _ in range(n):
+        ids = torch.cat([ids, model(ids[:, -1:])[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return ids[:, T:]
+
+
+def greedy_argmax_over_positions(model, ids, n):
+    T = ids.size(1)
+    for _ in range(n):
+        ids = torch.cat([ids, model(ids).argmax(dim=1)[:, -1:]], dim=1)  # indices of positions, not tokens
+    return ids[:, T:]
+
+
+def greedy_one_short(model, ids, n):
+    return greedy_loop(model, ids, n - 1)
+
+
+def top_k_exactly_k(logits, k):  # ties with the k-th value dropped
+    out = torch.full_like(logits, float("-inf"))
+    best = torch.topk(logits, k).indices
+    out[best] = logits[best]
+    return out
+
+
+def top_p_one_short(logits, p):  # the token that carries the mass past p dropped, top token kept
+    sorted_logits, order = torch.sort(logits, descending=True)
+    remove = torch.cumsum(torch.softmax(sorted_logits, -1), -1) > p
+    remove[0] = False
+    return logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
+
+
+def top_p_one_too_many(logits, p):
+    sorted_logits, order = torch.sort(logits, descending=True)
+    probs = torch.softmax(sorted_logits, -1)
+    remove = torch.cumsum(probs, -1) - probs >= p
+    remove[1:] = remove[:-1].clone()  # shifted once more: the token after the crossing one stays
+    remove[0] = False
+    return logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
+
+
+def temperature_not_renormalized(logits, temperature):
+    return torch.softmax(logits, -1) ** (1 / temperature)
+
+
 # (check, answer, expected status, a phrase the message must contain)
 TRACK_CASES = [
     (ch03.check_embed_with_positions, embed_scaled_in_wide_models, "fail", "plugged into gpt2-shakespeare"),
@@ -326,6 +396,16 @@ TRACK_CASES = [
     (ch05.check_mlp_module, MLPWithoutBiasWhenWide, "fail", "plugged into all 6 places of gpt2-shakespeare"),
     (ch05.check_block_forward, block_post_norm_when_wide, "fail", "plugged into all 6 places of gpt2-shakespeare"),
     (ch05.check_block_forward, block_ln_1_twice, "fail", "through ln_2, not ln_1"),
+    (ch07.check_generate, greedy_loop, "pass", "the same 20 greedy tokens as transformers' generate on gpt2-shakespeare"),
+    (ch07.check_generate, greedy_loop_with_cache, "pass", "the same 20 greedy tokens as transformers' generate"),
+    (ch07.check_generate, greedy_returns_the_prompt, "fail", "return only the 20 new ones"),
+    (ch07.check_generate, greedy_feeds_the_last_token_only, "fail", "must see every token so far"),
+    (ch07.check_generate, greedy_argmax_over_positions, "fail", "largest logit over the vocabulary"),
+    (ch07.check_generate, greedy_one_short, "fail", "add exactly 20"),
+    (ch07.check_temperature, temperature_not_renormalized, "fail", "not 1"),
+    (ch07.check_top_k, top_k_exactly_k, "fail", "tokens tied with it stay too"),
+    (ch07.check_top_p, top_p_one_short, "fail", "one token too few"),
+    (ch07.check_top_p, top_p_one_too_many, "fail", "one token too many"),
     (ch08.check_training_step, train_step, "pass", "every weight vs transformers' GPT-2"),
     (ch08.check_training_step, train_step_keeps_old_gradients, "fail", "optimizer.zero_grad()"),
     (ch08.check_training_step, train_step_without_update, "fail", "call optimizer.step()"),
@@ -624,3 +704,47 @@ def test_no_predict_or_explore_answer_appears_before_its_exercise(name):
         if "solution" not in cell.get("metadata", {}).get("tags", []):
             seen.append(_text_of(cell))
     assert checked >= 1
+
+
+CH07 = "07_generation.ipynb"
+SOLUTION_CODE_OF_CHAPTER_7 = ("argmax", "torch.cat", "topk", "masked_fill", "cumsum", "sort(", "/ temperature",
+                              "[:, -1", "scatter")
+
+
+def test_chapter_7_exercises_have_two_collapsed_hints_and_collapsed_solutions():
+    cells = _cells(CH07, "notebooks")
+    exercises = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and "{exercise}" in "".join(c["source"])]
+    assert len(exercises) == 6
+    test_every_exercise_has_two_collapsed_hints(CH07)
+    test_every_solution_region_is_inside_a_collapsed_block(CH07)
+
+
+def test_chapter_7_stubs_hints_and_messages_hold_no_solution_code():
+    from gpt2lib.labs import REGISTRY
+
+    cells = _cells(CH07, "notebooks")
+    hint_lines = [line for c in cells if c["cell_type"] == "code" for line in "".join(c["source"]).splitlines()
+                  if line.strip().startswith("# HINT:")]
+    assert len(hint_lines) == 6
+    hints = [spec.hint for spec in REGISTRY.values() if spec.exercise.startswith("7.")]
+    messages = [str(check(answer)) for check, answer, status, _ in TRACK_CASES if check.__module__.endswith("ch07")]
+    for text in hint_lines + hints + messages:
+        leaked = [code for code in SOLUTION_CODE_OF_CHAPTER_7 if code in text]
+        assert not leaked, f"{text!r} gives away {leaked}"
+    solution = _solution_lines(cells)
+    for cell in cells:  # the collapsed hints may name a function, never hold a line of the solution
+        text = "".join(cell["source"])
+        if "<summary>Hint" in text:
+            assert not [line for line in solution if line in text], f"a hint holds a solution line: {text[:80]!r}"
+
+
+def test_chapter_7_shows_gpt2libs_version_only_after_the_readers_exercise():
+    cells = ["".join(c["source"]) for c in _cells(CH07, "notebooks")]
+
+    def first(text):
+        return next(i for i, cell in enumerate(cells) if text in cell)
+
+    for shown, check in [("show_source(_tokens)", "check_generate("), ("show_source(next_token_probs)", "check_top_p("),
+                         ("show_source(top_k_filter)", "check_top_k("), ("show_source(top_p_filter)", "check_top_p(")]:
+        assert first(check) < first(shown), f"{shown} comes before the exercise checked by {check}"
+    assert first("check_temperature(") < first("show_source(next_token_probs)")
