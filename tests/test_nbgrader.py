@@ -150,7 +150,6 @@ def test_an_exercise_without_its_check_cell_is_named(tmp_path):
     assert run.returncode == 2 and "answer cell also calls the check" in run.stderr, run.stderr
 
 
-@pytest.mark.xfail(strict=False, reason="metadata applied once the chapters are final")
 def test_committed_notebooks_carry_the_metadata():
     run = apply_script("--check", *chapters(), check=False)
     assert run.returncode == 0, run.stderr
