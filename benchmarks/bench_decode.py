@@ -14,7 +14,6 @@ that a busy machine slows all of them alike. Prints Markdown tables for benchmar
 import argparse
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -30,20 +29,9 @@ import gpt2lib  # noqa: E402
 from gpt2lib.quantize import Int8Linear, quantize  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_model import median_times  # noqa: E402
 from machine import cpu_name  # noqa: E402
-
-
-def median_times(fns: dict, runs: int) -> dict:
-    """Median seconds of each function, calls interleaved; one warm-up call each first."""
-    times = {name: [] for name in fns}
-    for fn in fns.values():
-        fn()
-    for _ in range(runs):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def read_bandwidth(threads: int, gigabytes: float = 1.0) -> float:
