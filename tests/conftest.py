@@ -4,7 +4,9 @@ HF_HUB_OFFLINE is set before anything imports huggingface_hub (it reads the vari
 once, at import): the tests never touch the network.
 """
 
+import importlib.util
 import os
+from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -20,6 +22,17 @@ CONFIGS = {
     "1-head": GPTConfig(n_vocab=64, n_ctx=32, n_embd=32, n_layer=1, n_head=1),
     "8-heads": GPTConfig(n_vocab=101, n_ctx=64, n_embd=64, n_layer=2, n_head=8),
 }
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str):
+    """A script of scripts/ imported as a module, for the tests of its functions."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def random_gpt(config: GPTConfig, seed: int = 0, std: float = 0.15) -> GPT:

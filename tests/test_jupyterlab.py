@@ -14,7 +14,6 @@ Screenshots: _build/screenshots/jupyterlab/*.png. Needs chromium (see tests/conf
 """
 
 import contextlib
-import importlib.util
 import json
 import os
 import re
@@ -28,6 +27,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "_build" / "screenshots" / "jupyterlab"
@@ -35,13 +35,6 @@ CHAPTER = "04_attention.ipynb"  # five exercises of every kind, a model, a live 
 EXERCISE = re.compile(r"^\s*(`{3,}|:{3,})\s*\{exercise\}\s*(?P<title>.*?)\s*$", re.MULTILINE)
 MYST_MARKUP = re.compile(r"\{(exercise|solution|solution-start|solution-end|cite|tip|note|dropdown)\}|^:label:"
                          r"|^:class:|^\([\w-]+\)=$", re.MULTILINE)
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 make_student = load_script("make_student_notebooks")

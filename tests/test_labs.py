@@ -10,7 +10,6 @@
 
 import ast
 import csv
-import importlib.util
 import json
 import math
 import os
@@ -28,16 +27,10 @@ import torch.nn.functional as F
 
 from gpt2lib.labs import LAB_KEY, REGISTRY, LabCheckFailed, LabResult, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09
 from gpt2lib.labs import check_prediction
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "lab_fixture.ipynb"
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 make_student = load_script("make_student_notebooks")

@@ -13,7 +13,6 @@ notebooks run on a kernel that is this interpreter, so gpt2lib and torch are the
 """
 
 import csv
-import importlib.util
 import json
 import os
 import re
@@ -23,6 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -35,13 +35,6 @@ EXERCISE = re.compile(r"^\s*(```+|:::+)\s*\{exercise(-start)?\}", re.MULTILINE)
 LABEL = re.compile(r"^:label:\s*(ex-\d+-\d+)", re.MULTILINE)
 STARS = re.compile(r"\*\*([★☆]{3}) ·")
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 make_student = load_script("make_student_notebooks")
