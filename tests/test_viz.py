@@ -447,12 +447,37 @@ def all_views(model, tok):
             viz.sampling_view(model, tok, "The cat")]
 
 
+# Every way a page could ask for another file: markup and CSS, and the script forms
+# (an element's src set as a property or by setAttribute, fetch, XHR, import(), workers).
+LOADS = re.compile(r"""\bsrc\s*=|\bhref\s*=\s*["'](?!#)|setAttribute\(\s*["'](?:src|href)["']|@import|url\((?!#)|<link\b"""
+                   r"""|\bfetch\s*\(|XMLHttpRequest|\bimport\s*\(|\bnew\s+(?:Worker|Image)\b|sendBeacon""")
+
+
+def test_resource_pattern_catches_every_form():
+    for form in ['<img src="a.png">', 's.src = url', 's.setAttribute("src", url)', "a.setAttribute('href', u)",
+                 "fetch(url)", "new XMLHttpRequest()", "import('./m.js')", "new Worker(u)", "@import 'x.css'",
+                 "background: url(a.png)", '<link rel="stylesheet" href="a.css">']:
+        assert LOADS.search(form), f"the resource pattern misses {form!r}"
+    for harmless in ["G2V.el('span', {text: 'src'})", "fill: url(#mask)", "function importance(x) {}"]:
+        assert not LOADS.search(harmless), f"the resource pattern flags {harmless!r}"
+
+
 def test_html_fetches_nothing(model, tok):
+    """A view's page asks for no file, except the static book's "Try your own text" loader
+    (live-text.js), which builds only web-model/ paths next to the page."""
+    live = asset("live-text.js")
+    loader = re.search(r"G2V\.loadWeb = function.*?\n\};\n", live, re.S).group(0)
+    assert [m.group(0) for m in LOADS.finditer(loader)] == ['setAttribute("src"'], "the loader's one request"
+    assert 'base + "web-model/" + name' in loader and "http" not in loader
+    assert not LOADS.search(live.replace(loader, "")), "live-text.js asks for a file outside its loader"
     for view in all_views(model, tok):
         page = view.page()
         urls = set(re.findall(r"https?://[^\s\"'<>)]+", page)) - {"http://www.w3.org/2000/svg"}
         assert not urls, f"{view.kind} view refers to {urls}; the book must work offline"
-        assert not re.search(r"\bsrc\s*=|@import|url\((?!#)|<link\b", page), f"{view.kind} view loads a resource"
+        rest = page.replace(loader, "")
+        assert page.count(loader) == (view.kind in viz.render.LIVE_TEXT_KINDS), f"{view.kind}: live-text.js once or not at all"
+        found = [m.group(0) for m in LOADS.finditer(rest)]
+        assert not found, f"{view.kind} view loads a resource: {found}"
 
 
 def test_untrusted_fallback_and_repr(model, tok):
