@@ -409,6 +409,29 @@ def test_sampling_draws_follow_the_distribution():
     assert greedy == 0
 
 
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_seeded_draws_follow_next_token_probs(tok):
+    """The draw button's tokens: 40000 draws with the page's seeded generator fall on the top
+    tokens as often as next_token_probs (generate's distribution) says, within 4 standard
+    errors; the same seed draws the same tokens, another seed others."""
+    model = tiny_model(seed=3, wte_scale=30.0)
+    view = viz.sampling_view(model, tok, "To be, or not to be, that is the")
+    data, n = embedded(view), 40000
+    body = """const d = input.d, r = G2V.nextTokenProbs(d.logits, d.tail_lse[input.t], input.T, input.k, null);
+const draw = seed => { const u = G2V.rng(seed); return Array.from({length: input.n}, () => G2V.sample(r, u())); };
+const a = draw(1);
+out = {a: a.slice(0, 50), again: draw(1).slice(0, 50), other: draw(2).slice(0, 50),
+       counts: a.reduce((c, i) => { c[i] = (c[i] || 0) + 1; return c; }, {})};"""
+    out = run_js(["common.js", "sampling.js"], body, {"d": data, "t": data["temps"].index(0.7), "T": 0.7, "k": 8, "n": n})
+    assert out["a"] == out["again"] and out["a"] != out["other"], "seed 1 twice must agree, seed 2 differ"
+    want = next_token_probs(view.result.logits, temperature=0.7, top_k=8).double()[torch.tensor(data["ids"])]
+    assert int((want > 0).sum()) == 8
+    for i, p in enumerate(want.tolist()):
+        freq = out["counts"].get(str(i), 0) / n
+        assert abs(freq - p) <= 4 * (p * (1 - p) / n) ** 0.5 + 1e-9, f"token {i}: drawn {freq:.4f}, generate gives {p:.4f}"
+    assert "-1" not in out["counts"], "top-k 8 leaves no 'other' to draw"
+
+
 def test_sampling_title_is_the_end_of_the_prompt(model, tok):
     prompt = "KING HENRY V:\nOnce more unto the breach, dear friends,"
     assert embedded(viz.sampling_view(model, tok, prompt))["prompt"] == prompt, "a short prompt is shown whole"
@@ -741,6 +764,14 @@ def test_sampling_view_in_browser(browser, tok, tmp_path):
     root.locator("button[data-role=draw]").click()
     drawn = [int(i) for i in root.get_attribute("data-draws").split(",")]
     assert len(drawn) == 10 and all(0 <= i < 5 for i in drawn), f"top-k 5 drew {drawn}"
+    assert root.get_attribute("data-seed") == "1" and "seed 1" in root.locator("[data-role=draws]").inner_text()
+    page.reload()
+    for role, value in [("top-k", "5"), ("temperature", str(view.result.temperatures.index(0.7)))]:
+        page.eval_on_selector(f"#{view.element_id} input[data-role={role}]",
+                              "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", value)
+    root.locator("button[data-role=draw]").click()
+    assert [int(i) for i in root.get_attribute("data-draws").split(",")] == drawn, "a reload draws the same tokens"
+    assert len(set(drawn)) > 1, f"ten draws at temperature 0.7 over five tokens all gave {drawn}"
     chips = root.locator("[data-role=draws] .g2v-drawn").all_inner_texts()
     assert chips == [view.result.top_labels[i] for i in drawn], chips
     page.eval_on_selector(f"#{view.element_id} input[data-role=temperature]",

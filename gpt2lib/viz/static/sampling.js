@@ -139,15 +139,17 @@ G2V.sampling = function (app, d) {
   var current = null, drawn = null;
 
   /* n next tokens drawn from the distribution the bars show ("other" stands for any
-     token not on the page; which one is unknown here). */
+     token not on the page; which one is unknown here). The k-th click uses seed k, so a
+     page reloaded and clicked the same way draws the same tokens. */
+  var clicks = 0;
   function draw(n) {
-    var picks = [];
-    for (var k = 0; k < n; k++) picks.push(G2V.sample(current, Math.random()));
+    var picks = [], u = G2V.rng(++clicks);
+    for (var k = 0; k < n; k++) picks.push(G2V.sample(current, u()));
     var T = d.temps[state.t];
     G2V.clear(draws);
     drawn = G2V.el("div", {"data-settings": root.getAttribute("data-settings")});
-    drawn.appendChild(G2V.el("span", {text: n + " draws at temperature " + (T === 0 ? "0 (greedy)" : T.toFixed(2)) +
-      ", top-k " + ks[1].textContent + ", top-p " + ps[1].textContent + ": "}));
+    drawn.appendChild(G2V.el("span", {text: n + " draws (seed " + clicks + ") at temperature " +
+      (T === 0 ? "0 (greedy)" : T.toFixed(2)) + ", top-k " + ks[1].textContent + ", top-p " + ps[1].textContent + ": "}));
     picks.forEach(function (i) {
       var chip = G2V.el("span", {"class": "g2v-drawn" + (i < 0 ? " g2v-other" : ""), "data-index": i});
       G2V.markWhitespace(chip, i < 0 ? "(other)" : d.labels[i]);
@@ -158,6 +160,7 @@ G2V.sampling = function (app, d) {
     G2V.clear(promptBox.lastChild);
     G2V.markWhitespace(promptBox.lastChild, picks[0] < 0 ? "(other)" : d.labels[picks[0]]);
     root.setAttribute("data-draws", picks.join(","));
+    root.setAttribute("data-seed", String(clicks));
   }
   update();
 };
@@ -172,4 +175,16 @@ G2V.sample = function (r, u) {
     if (u < acc) return i;
   }
   return r.other > 0 ? -1 : last;  // u beyond the top tokens' mass (or rounding): "other"
+};
+
+/* A seeded generator of uniform numbers in [0, 1) (mulberry32): the same seed gives the
+   same sequence in every browser. */
+G2V.rng = function (seed) {
+  var a = seed >>> 0;
+  return function () {
+    a = (a + 0x6D2B79F5) >>> 0;
+    var t = Math.imul(a ^ (a >>> 15), a | 1);
+    t = (t + Math.imul(t ^ (t >>> 7), t | 61)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 };
