@@ -28,7 +28,7 @@ from machine import cpu_name  # noqa: E402
 from train_shakespeare import MODEL_CONFIG, TRAIN_CONFIG  # noqa: E402
 
 import gpt2lib  # noqa: E402
-from gpt2lib.train import clip_gradients, loss_fn, make_optimizer  # noqa: E402
+from gpt2lib.train import bf16_is_fast, clip_gradients, loss_fn, make_optimizer  # noqa: E402
 
 
 def gpt2lib_step(model, optimizer, x, y, bf16: bool):
@@ -97,7 +97,8 @@ def main():
             times[name].append(time.perf_counter() - start)
     median = {name: statistics.median(t) for name, t in times.items()}
 
-    print(f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs, {args.threads} torch threads, "
+    print(f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs ({torch.backends.cpu.get_cpu_capability()} kernels; "
+          f"bf16_is_fast: {bf16_is_fast('cpu')}), {args.threads} torch threads, "
           f"{platform.system()} {platform.machine()}. Versions: Python {platform.python_version()}, "
           f"torch {torch.__version__}, transformers {transformers.__version__}.")
     print(f"Config: n_layer={MODEL_CONFIG.n_layer}, n_embd={MODEL_CONFIG.n_embd}, n_head={MODEL_CONFIG.n_head}, "

@@ -8,7 +8,7 @@ Regularization". Given the same seed and the same number of threads, a run is
 reproducible step for step on the same machine kind.
 
 The same loop runs at the machine's speed and past one machine: bf16 autocast
-(fp32 master weights; CPUs with AVX512-BF16 and GPUs run it about twice as fast),
+(fp32 master weights; GPUs and CPUs with AVX-512 run it 1.7-3x as fast; see bf16_is_fast),
 checkpoints that a stopped run resumes from, and torch.distributed data
 parallelism (DDP; launched with torchrun, gloo on CPUs, nccl on GPUs).
 """
@@ -152,6 +152,22 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float, betas) -> t
     no_decay = [p for p in params if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=lr, betas=betas)
+
+
+def bf16_is_fast(device: str | torch.device = "cpu") -> bool:
+    """Whether bf16 autocast makes a training step faster than fp32 on this device.
+
+    GPUs: those with bf16 support (Ampere and later). CPUs: those for which torch picks
+    its AVX-512 kernels (oneDNN runs bf16 products natively with AVX512-BF16 or AMX).
+    On a CPU with AVX2 only, bf16 is emulated: a step of the bundled model's recipe
+    measured about 16x slower than fp32 (benchmarks/README.md), so use fp32 there.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+    return False
 
 
 def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, bf16: bool = False) -> torch.Tensor:
