@@ -618,3 +618,79 @@ def test_formulas_can_be_read_whole(open_page, width):
                      for f in formulas if f["math"] is not None and f["math"] < f["box"] - 1]
         page.context.close()
     assert not problems, f"at {width} px:\n  " + "\n  ".join(problems[:20])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", WIDTHS)
+def test_embedding_labels_stay_apart(site, open_page, width):
+    """In the chapter's embedding view, as drawn by the browser: no two PCA labels overlap,
+    no label covers a point, and a label set away from its point has a leader line to it.
+    Clicking a token outlines its row and column of the similarity matrix."""
+    pages = _chapters_with(site, "g2v-embedding")
+    assert pages, "no chapter shows gpt2lib's embedding view (div.g2v-embedding); chapter 3 should"
+    page, visit = open_page(pages[0], width=width)
+    view = page.locator("div.g2v-embedding").first
+    view.scroll_into_view_if_needed()
+    page.wait_for_function("v => v.getAttribute('data-live') === '1'", arg=view.element_handle())
+    found = view.evaluate(
+        """v => {
+          const box = e => { const r = e.getBoundingClientRect(); return {x: r.x, y: r.y, w: r.width, h: r.height}; };
+          const svg = v.querySelector('svg[data-role=pca]');
+          return {labels: [...svg.querySelectorAll('[data-role=pca-labels] text')].map(t => ({text: t.textContent, ...box(t)})),
+                  points: [...svg.querySelectorAll('circle[data-index]')].map(c => box(c)),
+                  leaders: svg.querySelectorAll('[data-role=pca-labels] line').length};
+        }"""
+    )
+    labels, points = found["labels"], found["points"]
+    assert len(labels) == len(points) >= 5, f"{len(labels)} labels for {len(points)} points"
+
+    def overlap(a, b):
+        return a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"] and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"]
+    for k, a in enumerate(labels):
+        for b in labels[k + 1:]:
+            assert not overlap(a, b), f"at {width} px the labels {a['text']!r} and {b['text']!r} overlap: {a}, {b}"
+        for p in points:
+            centre = {"x": p["x"] + p["w"] / 2 - 1, "y": p["y"] + p["h"] / 2 - 1, "w": 2, "h": 2}
+            assert not overlap(a, centre), f"at {width} px the label {a['text']!r} covers a point"
+    view.locator("button.g2v-chipbtn[data-index='1']").click()
+    row = view.locator("[data-role=selected-row]").bounding_box()
+    column = view.locator("[data-role=selected-column]").bounding_box()
+    assert row and column and row["width"] > 3 * row["height"] and column["height"] > 3 * column["width"], (
+        "the selected token's row and column are outlined in the matrix")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    view.screenshot(path=str(SCREENSHOTS / f"embedding-view-{width}.png"))
+    assert not visit.problems(), visit.problems()
+
+
+@pytest.mark.slow
+def test_views_keep_light_controls_on_a_dark_page(site, open_page):
+    """Under a dark page theme (prefers-color-scheme: dark, as JupyterLab's dark theme sets
+    color-scheme), a view's sliders, checkboxes and selects keep light styling on its white
+    card, and its text keeps at least 4.5:1 contrast against the card."""
+    pages = _chapters_with(site, "g2v-sampling")
+    assert pages, "no chapter shows the sampling view"
+    page, visit = open_page(pages[0])
+    page.emulate_media(color_scheme="dark")
+    page.add_style_tag(content=":root { color-scheme: dark; }")
+    view = page.locator("div.g2v-sampling").first
+    view.scroll_into_view_if_needed()
+    page.wait_for_function("v => v.getAttribute('data-live') === '1'", arg=view.element_handle())
+    found = view.evaluate(
+        """v => {
+          const cs = e => getComputedStyle(e);
+          const rgb = s => s.match(/[\\d.]+/g).slice(0, 3).map(Number);
+          return {schemes: [...v.querySelectorAll('input, select, button')].map(e => cs(e).colorScheme),
+                  card: rgb(cs(v).backgroundColor),
+                  texts: [...v.querySelectorAll('.g2v-title, .g2v-note, .g2v-readout, .g2v-tokname')].map(e => rgb(cs(e).color))};
+        }"""
+    )
+    assert found["schemes"] and set(found["schemes"]) == {"light"}, f"controls' color-scheme: {set(found['schemes'])}"
+
+    def luminance(c):
+        lin = [(x / 255 / 12.92) if x / 255 <= 0.04045 else ((x / 255 + 0.055) / 1.055) ** 2.4 for x in c]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    card = luminance(found["card"])
+    assert card > 0.9, f"the card is {found['card']} on a dark page; it should stay white"
+    worst = min((card + 0.05) / (luminance(c) + 0.05) for c in found["texts"])
+    assert worst >= 4.5, f"the view's text has a contrast of {worst:.1f}:1 on its card under a dark theme"
+    assert not visit.problems(), visit.problems()
