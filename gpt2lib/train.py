@@ -160,7 +160,7 @@ def bf16_is_fast(device: str | torch.device = "cpu") -> bool:
     GPUs: those with bf16 support (Ampere and later). CPUs: those for which torch picks
     its AVX-512 kernels (oneDNN runs bf16 products natively with AVX512-BF16 or AMX).
     On a CPU with AVX2 only, bf16 is emulated: a step of the bundled model's recipe
-    measured about 16x slower than fp32 (benchmarks/README.md), so use fp32 there.
+    measured 18x slower than fp32 (benchmarks/README.md), so use fp32 there.
     """
     device = torch.device(device)
     if device.type == "cuda":
