@@ -198,9 +198,7 @@ def gate_note(m: dict) -> str:
             "them: many times more tokens at a high learning rate, such as a GPU run of the same recipe "
             "under torchrun. A curriculum alone did not do it within a CPU budget: neither this run's "
             "repeats at half the window nor, in a 600-step continuation of it, passages of random "
-            "frequent tokens copied to random later positions (best induction score 0.02 after it). "
-            "Chapter 9 trains a 2-layer model on repeated random sequences in which induction heads do "
-            "form.")
+            "frequent tokens copied to random later positions (best induction score 0.02 after it).")
 
 
 def head_table(scores: list[list[float]]) -> str:
@@ -315,7 +313,8 @@ alphabetical list of play slugs): **{val_plays}**. Training: {data[train_tokens]
 learning rate of {tc[max_lr]}, cosine decay to {tc[min_lr]}, gradients clipped to norm
 {tc[grad_clip]}, no dropout; {tc[steps]} steps of {tc[batch_size]} random windows of
 {tc[block_size]} tokens = {tokens_seen:,} tokens ({epochs:.2f} passes over the training text);
-seed {tc[seed]}. {precision} It took **{minutes:.1f} minutes** on {hw[torch_threads]} {threads} of a
+seed {tc[seed]}. {precision}
+It took **{minutes:.1f} minutes** on {hw[torch_threads]} {threads} of a
 {hw[cpu_count]}-core {hw[processor]} ({hw[machine]}), torch {versions[torch]}, Python
 {versions[python]}, with a checkpoint every {tc[checkpoint_interval]} steps to resume from.
 Rerun with `python scripts/train_shakespeare.py` (same seed, same machine kind and thread
